@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Each one creates .venv,
+# installs what it needs (Graphviz's `dot` too, through apt-get when it can) and runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench graphviz clean
+
+demo: $(VENV)/ready graphviz
+	$(BIN)/python examples/demo.py
+
+test: $(VENV)/ready graphviz
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/ready
+	$(BIN)/python bench/run.py
+
+$(VENV)/ready: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,viz,demo]'
+	touch $@
+
+# Graphviz's `dot` is a system program, not a Python package.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get install -y -q graphviz >/dev/null || { apt-get update -q && apt-get install -y -q graphviz; }; \
+	  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	    sudo apt-get install -y -q graphviz; \
+	  else \
+	    echo "Graphviz's 'dot' is missing. Install it: 'apt-get install graphviz' (Debian/Ubuntu)," \
+	         "'brew install graphviz' (macOS) or see https://graphviz.org/download/"; exit 1; \
+	  fi; }
+	@dot -V
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis out
