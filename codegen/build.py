@@ -1,0 +1,251 @@
+"""Turn a Program into a Python callable: exec the generated Python, or compile the C and load it.
+
+Compiled C libraries are cached in a private per-user directory, keyed by a hash of (source,
+compiler identity, flags, codegen version). Loading a shared library runs its code, so the
+directory must belong to the user and be writable by nobody else. Compilation writes to a
+temporary name and renames, so parallel processes never load a half-written file.
+"""
+import ctypes
+import hashlib
+import json
+import linecache
+import os
+import shutil
+import subprocess
+import tempfile
+
+from codegen import VERSION
+from codegen.emit_c import to_c
+from codegen.emit_python import to_python
+from codegen.grad import grad as grad_program
+from codegen.lower import trace
+from codegen.passes import optimize as optimize_program
+
+# ISO C, no fused multiply-add contraction and no -ffast-math: the default build computes the
+# same bits as the engine. Faster opt-in flags (e.g. '-march=native', '-ffp-contract=fast')
+# go through build(..., flags=...).
+DEFAULT_FLAGS = ('-O2', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
+
+_loaded = {}  # cache key -> Compiled, for this process
+
+
+class BuildError(RuntimeError):
+    """Code could not be built or loaded."""
+
+
+class CompilerNotFound(BuildError):
+    """No C compiler on this machine."""
+
+
+class CompileError(BuildError):
+    """The C compiler rejected the generated source."""
+
+
+class Compiled:
+    """A built program: call it with the program's inputs, get a tuple of its outputs.
+
+    `batch(params, rows)` and `sum(params, rows)` evaluate many data rows in one call; the
+    first `n_params` inputs are shared by every row.
+    """
+
+    def __init__(self, program, source, backend, n_params=0, path=None):
+        self.program, self.source, self.backend, self.path = program, source, backend, path
+        self.n_in, self.n_out = len(program.inputs), len(program.outputs)
+        self.n_params, self.n_data = n_params, self.n_in - n_params
+        self._function = self._load_python() if backend == 'python' else self._load_c()
+
+    def __call__(self, *inputs):
+        if len(inputs) != self.n_in:
+            raise TypeError(f'{self.program.name}() takes {self.n_in} inputs '
+                            f'({", ".join(self.program.inputs)}), got {len(inputs)}')
+        return self._function(*inputs)
+
+    def batch(self, params, rows):
+        """Outputs for each data row, as a list of tuples."""
+        params, flat, n = self._check_rows(params, rows)
+        if self.backend == 'python':
+            return [self._function(*params, *flat[i * self.n_data:(i + 1) * self.n_data])
+                    for i in range(n)]
+        out = (ctypes.c_double * (self.n_out * n))()
+        self._c_batch(_doubles(params), _doubles(flat), out, n)
+        return [tuple(out[i * self.n_out:(i + 1) * self.n_out]) for i in range(n)]
+
+    def sum(self, params, rows):
+        """The outputs added up over all data rows (row 0 first), as one tuple."""
+        params, flat, n = self._check_rows(params, rows)
+        if self.backend == 'python':
+            total = [0.0] * self.n_out
+            for row in self.batch(params, rows):
+                total = [t + r for t, r in zip(total, row)]
+            return tuple(total)
+        out = (ctypes.c_double * self.n_out)()
+        self._c_sum(_doubles(params), _doubles(flat), out, n)
+        return tuple(out)
+
+    def _check_rows(self, params, rows):
+        params = [float(p) for p in params]
+        if len(params) != self.n_params:
+            raise TypeError(f'expected {self.n_params} parameters, got {len(params)}')
+        rows = [list(r) for r in rows]
+        bad = [i for i, r in enumerate(rows) if len(r) != self.n_data]
+        if bad:
+            raise TypeError(f'row {bad[0]} has {len(rows[bad[0]])} values, expected {self.n_data}')
+        return params, [float(x) for r in rows for x in r], len(rows)
+
+    def _load_python(self):
+        filename = f'<codegen {self.program.name} {self.program.digest()}>'
+        # Registering the source lets tracebacks and pdb show the generated lines.
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True),
+                                     filename)
+        namespace = {}
+        exec(compile(self.source, filename, 'exec'), namespace)
+        return namespace[self.program.name]
+
+    def _load_c(self):
+        library = ctypes.CDLL(self.path)
+        name = self.program.name
+        for what, expected in (('n_in', self.n_in), ('n_params', self.n_params),
+                               ('n_out', self.n_out)):
+            getter = getattr(library, f'{name}_{what}')
+            getter.restype = ctypes.c_int
+            if getter() != expected:
+                raise BuildError(f'{self.path}: {what} is {getter()}, the program has {expected}')
+        double_p = ctypes.POINTER(ctypes.c_double)
+        one = getattr(library, name)
+        one.argtypes, one.restype = [double_p, double_p], None
+        self._c_batch = getattr(library, f'{name}_batch')
+        self._c_sum = getattr(library, f'{name}_sum')
+        for fn in (self._c_batch, self._c_sum):
+            fn.argtypes, fn.restype = [double_p, double_p, double_p, ctypes.c_long], None
+        self._library, self._in, self._out = library, (ctypes.c_double * max(self.n_in, 1))(), \
+            (ctypes.c_double * self.n_out)()
+
+        def call(*inputs):
+            self._in[:self.n_in] = inputs
+            one(self._in, self._out)
+            return tuple(self._out)
+        return call
+
+
+def _doubles(values):
+    return (ctypes.c_double * max(len(values), 1))(*values)
+
+
+def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
+    """Generate source for `program` and load it as a `Compiled` callable."""
+    if backend == 'python':
+        return Compiled(program, to_python(program), 'python', n_params)
+    if backend != 'c':
+        raise ValueError(f"backend must be 'c' or 'python', not {backend!r}")
+    source = to_c(program, n_params)
+    compiler = find_compiler(cc)
+    key = cache_key(source, compiler, flags)
+    if key not in _loaded:
+        path = compile_cached(source, compiler, flags, key)
+        _loaded[key] = Compiled(program, source, 'c', n_params, path)
+    return _loaded[key]
+
+
+def find_compiler(cc=None):
+    """The C compiler to use: `cc` argument, else $CC, else `cc` on PATH."""
+    command = cc or os.environ.get('CC') or 'cc'
+    path = shutil.which(command)
+    if path is None:
+        raise CompilerNotFound(
+            f"no C compiler found (looked for {command!r}{' from $CC' if not cc and 'CC' in os.environ else ''}"
+            "). Install one (Debian/Ubuntu: apt-get install gcc; macOS: xcode-select --install) "
+            "or use backend='python'.")
+    return path
+
+
+def cache_key(source, compiler, flags):
+    """Hash of everything that determines the library: source, compiler identity (its real
+    path, size and mtime, so a cache hit runs no compiler), flags and codegen version."""
+    real = os.path.realpath(compiler)
+    stat = os.stat(real)
+    identity = [source, real, stat.st_size, stat.st_mtime_ns, list(flags), VERSION]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+
+
+def cache_dir():
+    """$MICROGRAD_CACHE, else $XDG_CACHE_HOME/micrograd, else ~/.cache/micrograd; created
+    private (0700), and refused if someone else owns it or can write to it."""
+    root = os.environ.get('MICROGRAD_CACHE') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'micrograd')
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    info = os.stat(root)
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise BuildError(f'refusing to use cache directory {root}: it must belong to you and '
+                         f'not be writable by others (mode {oct(info.st_mode & 0o777)}). '
+                         f'Fix with: chmod 700 {root}, or set $MICROGRAD_CACHE.')
+    return root
+
+
+def compile_cached(source, compiler, flags, key):
+    """Path of the compiled library for `key`, compiling it first if it is not cached."""
+    root = cache_dir()
+    library = os.path.join(root, key + '.so')
+    if os.path.exists(library):
+        return library
+    c_path = os.path.join(root, key + '.c')
+    _write_atomically(c_path, source)
+    handle, temporary = tempfile.mkstemp(dir=root, prefix=key, suffix='.so.tmp')
+    os.close(handle)
+    try:
+        result = subprocess.run([compiler, *flags, '-o', temporary, c_path, '-lm'],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CompileError(f'{compiler} failed (exit {result.returncode}) on {c_path}:\n'
+                               f'{result.stderr.strip()}')
+        os.replace(temporary, library)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return library
+
+
+def _write_atomically(path, text):
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
+    with os.fdopen(handle, 'w') as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+def jit(outputs, inputs, wrt=None, backend='c', optimize=True, n_params=0, name='f', **options):
+    """trace -> grad (for `wrt`, default all inputs; wrt=() for none) -> optimize -> build."""
+    inputs = list(inputs)
+    program = trace(outputs, inputs, name)
+    if wrt is None or len(wrt):
+        positions = {id(v): i for i, v in enumerate(inputs)}
+        chosen = inputs if wrt is None else list(wrt)
+        missing = [v for v in chosen if id(v) not in positions]
+        if missing:
+            raise ValueError(f'wrt has {missing[0]!r}, which is not one of the inputs')
+        program = grad_program(program, [program.inputs[positions[id(v)]] for v in chosen])
+    if optimize:
+        program = optimize_program(program)
+    return build(program, backend, n_params, **options)
+
+
+def save(program, path, n_params=0):
+    """Write standalone source for `program`: `.py` for Python, `.c` (+ `.h`) for C."""
+    if path.endswith('.py'):
+        _write_atomically(path, to_python(program))
+    elif path.endswith('.c'):
+        _write_atomically(path, to_c(program, n_params))
+        _write_atomically(path[:-2] + '.h', c_header(program))
+    else:
+        raise ValueError(f'save() writes .py or .c files, not {path!r}')
+    return path
+
+
+def c_header(program):
+    """Prototypes of the entry points `to_c` defines."""
+    n = program.name
+    return (f'/* {n}: generated by micrograd codegen {VERSION}; see {n}.c for the ABI. */\n'
+            f'#ifndef {n.upper()}_H\n#define {n.upper()}_H\n'
+            f'int {n}_n_in(void);\nint {n}_n_params(void);\nint {n}_n_out(void);\n'
+            f'void {n}(const double *in, double *out);\n'
+            f'void {n}_batch(const double *params, const double *data, double *out, long n);\n'
+            f'void {n}_sum(const double *params, const double *data, double *sum, long n);\n'
+            f'#endif\n')

@@ -1,0 +1,70 @@
+"""Reverse-mode differentiation of a Program, with the op table's rules run on symbols.
+
+The same loop as the engine's backward pass, written once more over instructions instead of
+nodes: seed the output's adjoint with 1.0, walk the instructions in reverse, and for each
+argument add `partial * adjoint`. Because the order matches the engine, so do the bits.
+"""
+from micrograd.ops import ADD, MUL
+
+from codegen.ir import Instr, Program
+from codegen.lower import Builder, Sym
+
+
+def grad(program, wrt=None, of=0):
+    """Append d outputs[of] / d x for every input name x in `wrt` (default: all inputs)."""
+    wrt = list(program.inputs if wrt is None else wrt)
+    unknown = [x for x in wrt if x not in program.inputs]
+    if unknown:
+        raise ValueError(f'cannot differentiate with respect to {unknown}: not inputs of '
+                         f'{program.name} (inputs: {", ".join(program.inputs)})')
+    taken = set(program.inputs) | {i.out for i in program.instrs}
+    builder = Builder(prefix='t', taken=taken)
+    builder.instrs = list(program.instrs)
+    needs = _depends_on(program, set(wrt))
+    adjoint = {}  # register -> Sym or float: d output / d register so far
+    target = program.outputs[of]
+    if isinstance(target, str) and target in needs:
+        adjoint[target] = 1.0
+    for instr in reversed(program.instrs):
+        if instr.out not in adjoint:
+            continue
+        builder.note = f'grad of: {instr}'
+        args = [Sym(a, builder) if isinstance(a, str) else a for a in instr.args]
+        out = Sym(instr.out, builder)
+        partials = instr.op.grad(*args, out) if instr.param is None else \
+            instr.op.grad(*args, out, instr.param)
+        for arg, partial in zip(instr.args, partials):
+            if partial is None or not isinstance(arg, str) or arg not in needs:
+                continue
+            term = builder.emit(MUL, (partial, adjoint[instr.out]))
+            total = term if arg not in adjoint else builder.emit(ADD, (adjoint[arg], term))
+            adjoint[arg] = _name_adjoint(builder, total, arg)
+    grads = tuple(adjoint.get(x, 0.0) for x in wrt)
+    return Program(program.name, program.inputs, tuple(builder.instrs),
+                   program.outputs + tuple(_atom(g) for g in grads),
+                   program.output_names + tuple(f'd{program.output_names[of]}/d{x}'
+                                                for x in wrt))
+
+
+def _name_adjoint(builder, total, register):
+    """Rename a just-computed adjoint of `register` to g_<register> (tangent's naming)."""
+    last = builder.instrs[-1] if builder.instrs else None
+    if not isinstance(total, Sym) or last is None or last.out != total.name \
+            or not total.name.startswith('t'):
+        return total
+    name = builder.fresh('', fallback=f'g_{register}')
+    builder.instrs[-1] = Instr(name, last.op, last.args, last.param, last.note)
+    return Sym(name, builder)
+
+
+def _depends_on(program, wrt):
+    """Registers whose value depends on an input in `wrt` (only they need adjoints)."""
+    needs = set(wrt)
+    for instr in program.instrs:
+        if any(isinstance(a, str) and a in needs for a in instr.args):
+            needs.add(instr.out)
+    return needs
+
+
+def _atom(g):
+    return g.name if isinstance(g, Sym) else float(g)

@@ -1,0 +1,113 @@
+"""The linear IR: a Program is a flat list of instructions, like a jaxpr.
+
+Registers are names (str); literals are floats written inline. Every pass, printer and emitter is
+one loop over `Program.instrs`. This file owns the data types, the printer (`format`), the
+verifier (`check`) and the reference interpreter (`evaluate`, using the op table's forward).
+"""
+import hashlib
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Tuple, Union
+
+from micrograd.ops import OPS, Op
+
+Atom = Union[str, float]  # a register name or an inline literal
+
+IDENTIFIER = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
+
+
+@dataclass(frozen=True)
+class Instr:
+    """out = op(*args) [with parameter p]; `note` is a comment carried into generated code."""
+    out: str
+    op: Op
+    args: Tuple[Atom, ...]
+    param: Optional[float] = None
+    note: str = field(default='', compare=False)
+
+    def __str__(self):
+        param = '' if self.param is None else f'[p={self.param!r}]'
+        return f'{self.out} = {self.op.name}{param} {" ".join(map(atom_text, self.args))}'
+
+
+@dataclass(frozen=True)
+class Program:
+    """A straight-line function of named inputs; outputs are registers or literals."""
+    name: str
+    inputs: Tuple[str, ...]
+    instrs: Tuple[Instr, ...]
+    outputs: Tuple[Atom, ...]
+    output_names: Tuple[str, ...] = ()
+
+    def __str__(self):
+        return format(self)
+
+    def digest(self):
+        """A short content hash, used in generated headers and cache keys."""
+        return hashlib.sha256(format(self).encode()).hexdigest()[:12]
+
+
+def atom_text(atom):
+    return atom if isinstance(atom, str) else repr(atom)
+
+
+def format(program):  # noqa: A001  (the printer, named like jaxpr's pretty-printer)
+    """The jaxpr-style listing: `{ lambda inputs . let ... in ( outputs ) }`."""
+    lines = [f'{{ lambda {" ".join(program.inputs)} .']
+    for i, instr in enumerate(program.instrs):
+        if instr.note:
+            lines.append(f'      # {instr.note}')
+        lines.append(('  let ' if i == 0 else '      ') + str(instr))
+    lines.append(f'  in ( {", ".join(map(atom_text, program.outputs))} ) }}')
+    return '\n'.join(lines)
+
+
+def check(program):
+    """Raise ValueError unless every register is a valid name defined once before its use
+    and every instruction has the arity and parameter its op requires."""
+    defined = set()
+
+    def define(name):
+        if not isinstance(name, str) or not IDENTIFIER.match(name) or keyword.iskeyword(name):
+            raise ValueError(f'invalid register name {name!r}')
+        if name in defined:
+            raise ValueError(f'register {name} is defined twice')
+        defined.add(name)
+
+    def use(atom, where):
+        if isinstance(atom, str) and atom not in defined:
+            raise ValueError(f'{where} uses {atom}, which is not defined before it')
+        if not isinstance(atom, (str, float)):
+            raise ValueError(f'{where} has an argument that is neither a register nor a float')
+
+    for name in program.inputs:
+        define(name)
+    for instr in program.instrs:
+        if OPS.get(instr.op.name) is not instr.op:
+            raise ValueError(f'{instr}: unknown op {instr.op!r}')
+        if len(instr.args) != instr.op.arity:
+            raise ValueError(f'{instr}: {instr.op.name} takes {instr.op.arity} arguments')
+        if (instr.param is not None) != instr.op.param:
+            raise ValueError(f'{instr}: parameter presence does not match op {instr.op.name}')
+        for atom in instr.args:
+            use(atom, str(instr))
+        define(instr.out)
+    for atom in program.outputs:
+        use(atom, 'the output list')
+    return program
+
+
+def evaluate(program, inputs):
+    """The reference semantics: run the program on floats with each op's forward."""
+    if len(inputs) != len(program.inputs):
+        raise TypeError(f'{program.name} takes {len(program.inputs)} inputs, got {len(inputs)}')
+    env = dict(zip(program.inputs, map(float, inputs)))
+
+    def value(atom):
+        return env[atom] if isinstance(atom, str) else atom
+
+    for instr in program.instrs:
+        xs = [value(a) for a in instr.args]
+        env[instr.out] = instr.op.fwd(*xs) if instr.param is None else instr.op.fwd(*xs, instr.param)
+    return tuple(value(a) for a in program.outputs)

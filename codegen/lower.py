@@ -1,0 +1,151 @@
+"""Lowering: a recorded Value graph becomes a Program; `Sym`/`Builder` let rules emit instructions.
+
+`trace` walks the same `topo_order` as the engine's backward pass, so the generated backward
+sums gradients in the engine's order. Labels are user text: they become register names only
+after sanitising (letters, digits, `_`), and never when they could clash with a keyword or a
+name the generated code uses.
+"""
+import keyword
+import re
+
+from micrograd.engine import Value, topo_order
+from micrograd.ops import ADD, MUL, NEG, SUB, Node
+
+from codegen.ir import Instr, Program
+
+C_KEYWORDS = set('''auto break case char const continue default do double else enum extern float
+    for goto if inline int long register restrict return short signed sizeof static struct switch
+    typedef union unsigned void volatile while _Bool _Complex _Imaginary NULL INFINITY NAN'''.split())
+# names the generated Python or C defines or imports (helpers, math functions, ABI arguments)
+GENERATED_NAMES = set('''math inf nan copysign floor fabs tanh exp log pow div sigmoid sign
+    params data out row i k n main'''.split())  # the ABI's own names all start with mg_
+TEMPORARY = re.compile(r'v[0-9]+\Z|g_')  # names the builder itself hands out
+
+
+def register_name(label, taken):
+    """A safe, unique register name from a label, or None to fall back to a numbered one."""
+    name = re.sub(r'[^A-Za-z0-9_]', '_', label)[:32]
+    if not re.match(r'[A-Za-z][A-Za-z0-9_]*\Z', name) or keyword.iskeyword(name) \
+            or name in C_KEYWORDS or name in GENERATED_NAMES or TEMPORARY.match(name) \
+            or name in taken or name.startswith('mg_'):
+        return None
+    return name
+
+
+class Sym(Node):
+    """A register during code generation: arithmetic on it appends instructions."""
+    __slots__ = ('name', 'builder')
+
+    def __init__(self, name, builder):
+        self.name, self.builder = name, builder
+
+    def _record(self, op, args, p=None):
+        return self.builder.emit(op, args, p)
+
+    def __add__(self, other): return self.builder.emit(ADD, (self, other))
+    def __radd__(self, other): return self.builder.emit(ADD, (other, self))
+    def __sub__(self, other): return self.builder.emit(SUB, (self, other))
+    def __rsub__(self, other): return self.builder.emit(SUB, (other, self))
+    def __mul__(self, other): return self.builder.emit(MUL, (self, other))
+    def __rmul__(self, other): return self.builder.emit(MUL, (other, self))
+    def __neg__(self): return self.builder.emit(NEG, (self,))
+
+
+class Builder:
+    """Collects instructions, handing out fresh register names.
+
+    It folds only what is exact for every IEEE input: all-literal arguments (computed with the
+    op's own forward) and multiplication by the literal 1.0 or -1.0 (the latter becomes neg).
+    """
+
+    def __init__(self, prefix='v', taken=()):
+        self.instrs, self.prefix, self.count = [], prefix, 0
+        self.taken = set(taken)
+        self.suffix = {}  # base name -> next suffix to try
+        self.note = ''
+
+    def fresh(self, label='', fallback=None):
+        name = register_name(label, self.taken) if label else None
+        if name is None and fallback is not None:
+            name = self._unused(fallback)
+        while name is None or name in self.taken:
+            name, self.count = f'{self.prefix}{self.count}', self.count + 1
+        self.taken.add(name)
+        return name
+
+    def _unused(self, base):
+        """base, or base_2, base_3, ... whichever is free first."""
+        k = self.suffix.get(base, 1)
+        name = base if k == 1 else f'{base}_{k}'
+        while name in self.taken:
+            k += 1
+            name = f'{base}_{k}'
+        self.suffix[base] = k + 1
+        return name
+
+    def emit(self, op, args, p=None, label=''):
+        atoms = tuple(a.name if isinstance(a, Sym) else float(a) for a in args)
+        if all(isinstance(a, float) for a in atoms):
+            return op.fwd(*atoms) if p is None else op.fwd(*atoms, p)
+        if op is MUL:
+            for i, literal in ((0, atoms[0]), (1, atoms[1])):
+                if literal == 1.0:
+                    return args[1 - i]
+                if literal == -1.0:
+                    return self.emit(NEG, (args[1 - i],))
+        return self.emit_raw(op, args, p, label)
+
+    def emit_raw(self, op, args, p=None, label=''):
+        """Append `out = op(*args)` without folding; return the Sym of `out`."""
+        atoms = tuple(a.name if isinstance(a, Sym) else float(a) for a in args)
+        out = self.fresh(label)
+        self.instrs.append(Instr(out, op, atoms, p, self.note))
+        self.note = ''
+        return Sym(out, self)
+
+
+def trace(outputs, inputs, name='f'):
+    """Lower the graph behind `outputs` (a Value or a list) to a Program of the leaves `inputs`.
+
+    Every other leaf becomes a literal (its current `.data`); interior nodes become
+    instructions, one per node, in the engine's topological order.
+    """
+    outputs = [outputs] if isinstance(outputs, Value) else list(outputs)
+    inputs = list(inputs)
+    _check_inputs(inputs)
+    builder = Builder()
+    symbols = {}  # id(Value) -> Sym or float
+    for i, leaf in enumerate(inputs):
+        symbols[id(leaf)] = Sym(builder.fresh(leaf.label, fallback=f'x{i}'), builder)
+    input_names = tuple(symbols[id(leaf)].name for leaf in inputs)
+    for node in topo_order(outputs):
+        if id(node) in symbols:
+            continue
+        if not node._args:
+            symbols[id(node)] = node.data
+            continue
+        if node._rule is None:
+            raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
+                             '_backward, not a row in micrograd/ops.py; add the op there')
+        args = [symbols[id(a)] for a in node._args]
+        symbols[id(node)] = builder.emit_raw(node._rule, args, node._param, node.label)
+    outs = tuple(_atom(symbols[id(v)]) for v in outputs)
+    return Program(name, input_names, tuple(builder.instrs), outs,
+                   tuple(v.label or f'out{i}' for i, v in enumerate(outputs)))
+
+
+def _atom(sym_or_float):
+    return sym_or_float.name if isinstance(sym_or_float, Sym) else float(sym_or_float)
+
+
+def _check_inputs(inputs):
+    seen = set()
+    for i, leaf in enumerate(inputs):
+        if not isinstance(leaf, Value):
+            raise TypeError(f'input {i} is a {type(leaf).__name__}, not a Value')
+        if leaf._args:
+            raise ValueError(f'input {i} ({leaf!r}, op {leaf._op!r}) is not a leaf: only leaves '
+                             'can be inputs')
+        if id(leaf) in seen:
+            raise ValueError(f'input {i} ({leaf!r}) is listed twice')
+        seen.add(id(leaf))
