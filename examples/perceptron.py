@@ -1,0 +1,39 @@
+"""The perceptron tutorial, step for step, with the perceptron rule as gradient descent.
+
+Data: the classic 10-row toy set. activation = bias + w1*x1 + w2*x2, weights start at 0.0,
+prediction 1 if activation >= 0 else 0, learning rate 0.1, 5 epochs of online updates.
+
+The rule w <- w + lr * (expected - predicted) * x is one SGD step on the loss
+-(expected - predicted) * activation (see micrograd.losses.perceptron_loss): backward() computes
+its gradient -(expected - predicted) * x and SGD subtracts lr times it.
+Prints, per epoch, the sum of squared errors of the predictions made before each update, then
+the final weights [bias, w1, w2].
+"""
+from micrograd.datasets import TOY_DATASET
+from micrograd.losses import perceptron_loss
+from micrograd.nn import Perceptron
+from micrograd.optim import SGD
+
+LEARNING_RATE = 0.1
+EPOCHS = 5
+
+
+def train(rows, lr, epochs):
+    model = Perceptron(2)  # weights and bias start at 0.0
+    optimizer = SGD(model.parameters(), lr=lr)
+    for epoch in range(epochs):
+        sum_error = 0.0
+        for *x, expected in rows:
+            activation = model(x)
+            predicted = model.threshold(activation)
+            sum_error += (expected - predicted) ** 2
+            optimizer.zero_grad()
+            perceptron_loss(activation, expected, predicted).backward()
+            optimizer.step()
+        print(f'>epoch={epoch}, lrate={lr:.3f}, error={sum_error:.3f}')
+    return model
+
+
+if __name__ == '__main__':
+    model = train(TOY_DATASET, LEARNING_RATE, EPOCHS)
+    print([model.b.data] + [w.data for w in model.w])

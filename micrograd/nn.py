@@ -1,0 +1,594 @@
+"""Neural-network modules built from engine `Value`s: neurons, layers, MLPs and a few more.
+
+`Module`, `Neuron`, `Layer` and `MLP` are drop-in compatible with micrograd 0.1.0: the same
+constructor signatures, parameter order (per neuron: weights, then bias), reprs, and the same
+random draws (`random.uniform(-1, 1)` per weight from the global `random` module, bias 0), so
+after `random.seed(1337)` micrograd code builds the very same network.
+
+Beyond micrograd: a per-layer activation, seedable initialisation, setting, saving and loading
+all parameters, a `Perceptron`, `BatchNorm1d`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `Flatten`,
+`Residual` and `Sequential`. Losses live in `losses.py`, optimisers in `optim.py`.
+
+Every module builds its graph only from the engine's ops (no hand-written `_backward`), so the
+code generator can compile any model. Every parameter carries a `label` for the graph renderer:
+in an MLP 'L{layer}.N{neuron}.w{i}' and 'L{layer}.N{neuron}.b'; each neuron's output is labelled
+'L{layer}.N{neuron}'. A standalone Layer uses 'N{j}.w{i}', a standalone Neuron 'w{i}', 'b' and
+'out'.
+"""
+import json
+import numbers
+import os
+import random
+import tempfile
+
+from micrograd.engine import Value
+
+# name -> (the Value method that applies it, or None for the identity; the repr prefix)
+ACTIVATIONS = {
+    'relu': (Value.relu, 'ReLU'),
+    'tanh': (Value.tanh, 'Tanh'),
+    'sigmoid': (Value.sigmoid, 'Sigmoid'),
+    'linear': (None, 'Linear'),
+    'identity': (None, 'Linear'),
+}
+
+PARAMETER_FILE_FORMAT = 'micrograd.nn parameters'
+
+
+# ---- input checks, shared by every module ------------------------------------------------------
+
+def check_activation(name):
+    """Return `name` if it is a known activation, else raise a ValueError listing them."""
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        valid = ', '.join(repr(n) for n in ACTIVATIONS)
+        raise ValueError(f'unknown activation {name!r}; expected one of {valid}')
+    return name
+
+
+def check_size(n, what):
+    """A layer size must be a positive int (bool is not a size)."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
+        raise ValueError(f'{what} must be a positive integer, got {n!r}')
+    return int(n)
+
+
+def check_length(x, n, module):
+    """`x` must be a sequence of exactly `n` inputs for `module` (described only on error)."""
+    try:
+        got = len(x)
+    except TypeError:
+        raise TypeError(f'{module.describe()} expects a list of {n} numbers or Values, '
+                        f'got {type(x).__name__}') from None
+    if got != n:
+        raise ValueError(f'{module.describe()} expects {n} inputs, got {got}')
+
+
+def image_shape(image, module):
+    """(channels, height, width) of an image given as nested lists image[c][row][col]."""
+    try:
+        channels = len(image)
+        height = len(image[0])
+        width = len(image[0][0])
+        rectangular = all(len(ch) == height and all(len(row) == width for row in ch)
+                          for ch in image)
+    except (TypeError, IndexError):
+        rectangular = False
+    if not rectangular or width == 0:
+        raise ValueError(f'{module.describe()} expects an image as nested lists image[channel][row][col] '
+                         f'with equal-length rows, got {type(image).__name__} {image!r:.60}')
+    return channels, height, width
+
+
+# ---- the base class --------------------------------------------------------------------------
+
+class Module:
+    """Anything with parameters. Containers list their sub-modules in `children()`."""
+
+    training = True
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def children(self):
+        return []
+
+    def parameters(self):
+        return [p for child in self.children() for p in child.parameters()]
+
+    def set_name(self, name):
+        """Label parameters with the prefix `name` (containers call this); nothing by default."""
+
+    def describe(self):
+        """A one-line name for error messages (a repr can list hundreds of neurons)."""
+        return repr(self)
+
+    def train(self, mode=True):
+        """Training mode (the default) or, with mode=False, evaluation mode; for BatchNorm1d."""
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # ---- all parameters as plain floats ------------------------------------------------------
+    def parameter_values(self):
+        return [p.data for p in self.parameters()]
+
+    def set_parameter_values(self, values):
+        """Set every parameter, in `parameters()` order; nothing changes if `values` is wrong."""
+        params = self.parameters()
+        values = _checked_values(values, len(params), 'set_parameter_values')
+        for p, v in zip(params, values):
+            p.data = v
+
+    def save(self, path):
+        """Write all parameters to a JSON file, atomically: a crash leaves the old file intact."""
+        params = self.parameters()
+        state = {'format': PARAMETER_FILE_FORMAT, 'version': 1, 'model': repr(self),
+                 'labels': [p.label for p in params], 'values': [p.data for p in params]}
+        _write_atomically(path, json.dumps(state, indent=1))
+
+    def load(self, path):
+        """Read parameters saved by `save`; a file that does not fit this model is refused
+        with a ValueError, and the model is left untouched."""
+        params = self.parameters()
+        values = _read_parameter_file(path, [p.label for p in params])
+        for p, v in zip(params, values):
+            p.data = v
+
+
+def _checked_values(values, count, who):
+    values = list(values)
+    if len(values) != count:
+        raise ValueError(f'{who}: the model has {count} parameters, got {len(values)} values')
+    for i, v in enumerate(values):
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f'{who}: value {i} must be a number, got {v!r:.60}')
+    return [float(v) for v in values]
+
+
+def _write_atomically(path, text):
+    """Write to a temporary file beside `path`, then rename it over `path` in one step."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.params-', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+
+
+def _read_parameter_file(path, labels):
+    """The values stored in `path`, checked against the model's parameter labels."""
+    with open(path) as f:
+        text = f.read()
+    try:
+        state = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f'{path}: not a parameter file (invalid JSON: {e})') from None
+    if not isinstance(state, dict) or state.get('format') != PARAMETER_FILE_FORMAT:
+        raise ValueError(f'{path}: not a parameter file written by Module.save')
+    saved_labels, values = state.get('labels'), state.get('values')
+    if not isinstance(saved_labels, list) or not isinstance(values, list) \
+            or len(saved_labels) != len(values):
+        raise ValueError(f'{path}: corrupt parameter file (labels and values do not match)')
+    if len(values) != len(labels):
+        raise ValueError(f'{path}: holds {len(values)} parameters for {state.get("model")}, '
+                         f'but this model has {len(labels)}')
+    if saved_labels != labels:
+        first = next(i for i, (a, b) in enumerate(zip(saved_labels, labels)) if a != b)
+        raise ValueError(f'{path}: parameter {first} is {saved_labels[first]!r} in the file '
+                         f'but {labels[first]!r} in this model (a different shape)')
+    return _checked_values(values, len(labels), str(path))
+
+
+# ---- micrograd's three modules, plus the perceptron ------------------------------------------
+
+class Neuron(Module):
+    """activation(b + w0*x0 + w1*x1 + ...). `nonlin=True` is micrograd's ReLU neuron; pass
+    `activation='tanh'` (or 'sigmoid', 'linear') for another, and `rng` to draw from it."""
+
+    def __init__(self, nin, nonlin=True, activation=None, rng=None, name=''):
+        nin = check_size(nin, 'number of inputs')
+        if activation is None:
+            activation = 'relu' if nonlin else 'linear'
+        self.activation = check_activation(activation)
+        self._activate, self._kind = ACTIVATIONS[activation]
+        self.nonlin = self._activate is not None  # micrograd's attribute, kept for old code
+        draw = (rng or random).uniform
+        self.w = [Value(draw(-1, 1)) for _ in range(nin)]
+        self.b = Value(0)
+        self.set_name(name)
+
+    def set_name(self, name):
+        # Labels are computed once here, so the forward pass only assigns a ready string.
+        prefix = f'{name}.' if name else ''
+        for i, wi in enumerate(self.w):
+            wi.label = f'{prefix}w{i}'
+        self.b.label = f'{prefix}b'
+        self._out_label = name or 'out'
+
+    def __call__(self, x):
+        check_length(x, len(self.w), self)
+        # sum(..., start=b) computes b + w0*x0 + w1*x1 + ..., left to right, as micrograd does
+        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        out = self._activate(act) if self._activate else act
+        out.label = self._out_label
+        return out
+
+    def parameters(self):
+        return self.w + [self.b]
+
+    def __repr__(self):
+        return f'{self._kind}Neuron({len(self.w)})'
+
+
+class Layer(Module):
+    """`nout` neurons that all see the same inputs; one output comes back as a bare Value."""
+
+    def __init__(self, nin, nout, name='', **kwargs):
+        nout = check_size(nout, 'number of outputs')
+        self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+        self.set_name(name)
+
+    def set_name(self, name):
+        for j, neuron in enumerate(self.neurons):
+            neuron.set_name(f'{name}.N{j}' if name else f'N{j}')
+
+    def __call__(self, x):
+        check_length(x, len(self.neurons[0].w), self)
+        out = [n(x) for n in self.neurons]
+        return out[0] if len(out) == 1 else out
+
+    def children(self):
+        return self.neurons
+
+    def describe(self):
+        return f'Layer({len(self.neurons[0].w)}, {len(self.neurons)})'
+
+    def __repr__(self):
+        return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
+
+
+class MLP(Module):
+    """Layers of sizes `nouts` in a row. As in micrograd, hidden layers use ReLU and the last
+    layer is linear; `activation` (one name, or a list with one name per hidden layer) and
+    `output_activation` choose others."""
+
+    def __init__(self, nin, nouts, activation='relu', output_activation='linear', rng=None):
+        nouts = list(nouts)
+        if not nouts:
+            raise ValueError('MLP needs at least one layer size in nouts, got []')
+        hidden = [activation] * (len(nouts) - 1) if isinstance(activation, str) \
+            else list(activation)
+        if len(hidden) != len(nouts) - 1:
+            raise ValueError(f'MLP with {len(nouts)} layers needs {len(nouts) - 1} hidden '
+                             f'activations, got {len(hidden)}')
+        sizes = [nin] + nouts
+        self.layers = [Layer(sizes[i], sizes[i + 1], activation=act, rng=rng, name=f'L{i}')
+                       for i, act in enumerate(hidden + [output_activation])]
+
+    def __call__(self, x):
+        check_length(x, len(self.layers[0].neurons[0].w), self)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def children(self):
+        return self.layers
+
+    def describe(self):
+        sizes = [len(layer.neurons) for layer in self.layers]
+        return f'MLP({len(self.layers[0].neurons[0].w)}, {sizes})'
+
+    def __repr__(self):
+        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+class Perceptron(Neuron):
+    """Rosenblatt's perceptron: a linear neuron whose prediction is a step of its activation.
+
+    Calling it returns the activation b + w.x as a Value (the step has no gradient to learn
+    from); `predict` thresholds it. Trained with `losses.perceptron_loss`, whose gradient is the
+    perceptron rule, and SGD. Weights start at 0.0 unless an `rng` is given.
+    """
+
+    def __init__(self, nin, rng=None, name=''):
+        super().__init__(nin, activation='linear', rng=rng or _Zeros(), name=name)
+
+    def predict(self, x):
+        return self.threshold(self(x))
+
+    @staticmethod
+    def threshold(activation):
+        # The tutorial's step, 1 if activation >= 0. The engine's `step` op is relu's
+        # derivative, 0 at exactly 0, so it would predict differently at the start (all zeros).
+        return 1.0 if activation.data >= 0.0 else 0.0
+
+    def __repr__(self):
+        return f'Perceptron({len(self.w)})'
+
+
+class _Zeros:
+    """A stand-in for `random` whose every draw is 0.0."""
+
+    def uniform(self, low, high):
+        return 0.0
+
+
+# ---- containers ------------------------------------------------------------------------------
+
+class Sequential(Module):
+    """Modules applied in order; the i-th one's parameters are labelled 'L{i}...'."""
+
+    def __init__(self, *modules):
+        for m in modules:
+            if not callable(m):
+                raise TypeError(f'Sequential takes modules, got {type(m).__name__}')
+        self.modules = list(modules)
+        for i, m in enumerate(self.modules):
+            if isinstance(m, Module):
+                m.set_name(f'L{i}')
+
+    def __call__(self, x):
+        for m in self.modules:
+            x = m(x)
+        return x
+
+    def children(self):
+        return [m for m in self.modules if isinstance(m, Module)]
+
+    def describe(self):
+        return f'Sequential of {len(self.modules)} modules'
+
+    def __repr__(self):
+        return f"Sequential of [{', '.join(str(m) for m in self.modules)}]"
+
+
+class Residual(Module):
+    """x + block(x): the skip connection lets gradients reach early layers undiminished."""
+
+    def __init__(self, block):
+        self.block = block
+
+    def set_name(self, name):
+        self.block.set_name(name)
+
+    def __call__(self, x):
+        y = self.block(x)
+        if not isinstance(y, list):
+            y = [y]  # a Layer with one neuron returns a bare Value
+        if len(y) != len(x):
+            raise ValueError(f'{self.describe()} maps {len(x)} inputs to {len(y)} outputs; '
+                             f'x + block(x) needs as many outputs as inputs')
+        return [xi + yi for xi, yi in zip(x, y)]
+
+    def children(self):
+        return [self.block]
+
+    def describe(self):
+        return f'Residual({_describe(self.block)})'
+
+    def __repr__(self):
+        return f'Residual({self.block!r})'
+
+
+# ---- batch normalisation ---------------------------------------------------------------------
+
+class BatchNorm1d(Module):
+    """Normalise each feature over a batch, then scale by gamma and shift by beta.
+
+    Input: a batch as a list of N rows of `num_features` numbers or Values. In training mode
+    each feature uses its batch mean and biased variance: y = gamma * (x - mean) /
+    sqrt(var + eps) + beta, and running averages are updated (the variance unbiased, as in
+    PyTorch). In evaluation mode the running averages replace the batch statistics.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, name=''):
+        self.num_features = check_size(num_features, 'num_features')
+        self.eps, self.momentum = float(eps), float(momentum)
+        self.gamma = [Value(1.0) for _ in range(num_features)]
+        self.beta = [Value(0.0) for _ in range(num_features)]
+        self.running_mean = [0.0] * num_features
+        self.running_var = [1.0] * num_features
+        self.set_name(name)
+
+    def set_name(self, name):
+        prefix = f'{name}.' if name else ''
+        for j, (g, b) in enumerate(zip(self.gamma, self.beta)):
+            g.label, b.label = f'{prefix}gamma{j}', f'{prefix}beta{j}'
+
+    def __call__(self, batch):
+        if not isinstance(batch, (list, tuple)) or not batch:
+            raise ValueError(f'{self!r} expects a non-empty batch: a list of rows, '
+                             f'got {batch!r:.60}')
+        for row in batch:
+            check_length(row, self.num_features, self)
+        if self.training and len(batch) < 2:
+            raise ValueError('BatchNorm1d in training mode needs a batch of at least 2 rows '
+                             '(the variance of one row is 0); call .eval() to use one row')
+        columns = [self._normalise(j, [row[j] for row in batch])
+                   for j in range(self.num_features)]
+        return [list(row) for row in zip(*columns)]
+
+    def _normalise(self, j, column):
+        if self.training:
+            n = len(column)
+            mean = total(column) / n
+            centered = [x - mean for x in column]
+            var = total([c ** 2 for c in centered]) / n
+            inv_std = (var + self.eps) ** -0.5
+            self._update_running(j, _data(mean), _data(var) * n / (n - 1))
+        else:
+            centered = [x - self.running_mean[j] for x in column]
+            inv_std = (self.running_var[j] + self.eps) ** -0.5
+        return [self.gamma[j] * (c * inv_std) + self.beta[j] for c in centered]
+
+    def _update_running(self, j, mean, unbiased_var):
+        m = self.momentum
+        self.running_mean[j] = (1.0 - m) * self.running_mean[j] + m * mean
+        self.running_var[j] = (1.0 - m) * self.running_var[j] + m * unbiased_var
+
+    def parameters(self):
+        return self.gamma + self.beta
+
+    def __repr__(self):
+        return f'BatchNorm1d({self.num_features})'
+
+
+def _describe(module):
+    return module.describe() if isinstance(module, Module) else repr(module)
+
+
+def _data(x):
+    return x.data if isinstance(x, Value) else float(x)
+
+
+def total(values):
+    """x0 + x1 + ... without the extra `0 + x0` node that sum() would record."""
+    return sum(values[1:], values[0])
+
+
+# ---- images: convolution, pooling, flattening ------------------------------------------------
+
+class Conv2d(Module):
+    """A 2-D convolution: one neuron per output channel, slid over the image.
+
+    Input and output are images as nested lists image[channel][row][col]. Each output channel
+    is a Neuron over the in_channels * kernel_size**2 pixels of a patch (order: channel, row,
+    column), so its parameters are its kernel weights then its bias, drawn like a Neuron's.
+    Zero padding adds `padding` rows/columns of 0.0 on each side.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 activation='linear', rng=None, name=''):
+        self.in_channels = check_size(in_channels, 'in_channels')
+        self.kernel_size = check_size(kernel_size, 'kernel_size')
+        self.stride = check_size(stride, 'stride')
+        if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
+            raise ValueError(f'padding must be a non-negative integer, got {padding!r}')
+        self.padding = int(padding)
+        nin = in_channels * kernel_size * kernel_size
+        self.kernels = [Neuron(nin, activation=activation, rng=rng)
+                        for _ in range(check_size(out_channels, 'out_channels'))]
+        self.set_name(name)
+
+    def set_name(self, name):
+        for o, kernel in enumerate(self.kernels):
+            kernel.set_name(f'{name}.N{o}' if name else f'N{o}')
+
+    def __call__(self, image):
+        channels, height, width = image_shape(image, self)
+        if channels != self.in_channels:
+            raise ValueError(f'{self!r} expects {self.in_channels} input channels, '
+                             f'got {channels}')
+        padded = pad(image, self.padding)
+        k, s = self.kernel_size, self.stride
+        out_h = (height + 2 * self.padding - k) // s + 1
+        out_w = (width + 2 * self.padding - k) // s + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f'{self!r}: a {height}x{width} image (padding {self.padding}) is '
+                             f'smaller than the {k}x{k} kernel')
+        patches = [[[ch[r + dr][c + dc] for ch in padded for dr in range(k) for dc in range(k)]
+                    for c in range(0, out_w * s, s)]
+                   for r in range(0, out_h * s, s)]
+        return [[[kernel(patch) for patch in row] for row in patches] for kernel in self.kernels]
+
+    def children(self):
+        return self.kernels
+
+    def __repr__(self):
+        return (f'Conv2d({self.in_channels}, {len(self.kernels)}, kernel_size={self.kernel_size}'
+                f', stride={self.stride}, padding={self.padding}, '
+                f'activation={self.kernels[0].activation!r})')
+
+
+def pad(image, padding):
+    """The image with `padding` rows and columns of 0.0 added on every side."""
+    if padding == 0:
+        return image
+    padded = []
+    for channel in image:
+        width = len(channel[0]) + 2 * padding
+        blank = [[0.0] * width for _ in range(padding)]
+        rows = [[0.0] * padding + list(row) + [0.0] * padding for row in channel]
+        padded.append(blank + rows + [list(r) for r in blank])
+    return padded
+
+
+def maximum(a, b):
+    """max(a, b) built from engine ops, so the comparison is part of the graph (and of any
+    compiled code): a_wins = step(a - b) is 1 or 0, and the result is exactly a or b.
+
+    The gradient goes to the larger input (to b on a tie). Caveat: an infinite loser times 0
+    gives nan, e.g. maximum(1, -inf) is nan.
+    """
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return max(a, b)
+    a_wins = (a - b).step()
+    return a * a_wins + b * (1.0 - a_wins)
+
+
+class _Pool2d(Module):
+    """Slide a kernel_size x kernel_size window (default stride: kernel_size) over each channel
+    and reduce every window with `self.reduce`."""
+
+    def __init__(self, kernel_size, stride=None):
+        self.kernel_size = check_size(kernel_size, 'kernel_size')
+        self.stride = self.kernel_size if stride is None else check_size(stride, 'stride')
+
+    def __call__(self, image):
+        _, height, width = image_shape(image, self)
+        k, s = self.kernel_size, self.stride
+        if height < k or width < k:
+            raise ValueError(f'{self!r}: a {height}x{width} image is smaller than the window')
+        rows, cols = range(0, height - k + 1, s), range(0, width - k + 1, s)
+        return [[[self.reduce([ch[r + dr][c + dc] for dr in range(k) for dc in range(k)])
+                  for c in cols] for r in rows] for ch in image]
+
+    def __repr__(self):
+        return f'{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})'
+
+
+class MaxPool2d(_Pool2d):
+    """Each window's largest value (see `maximum`)."""
+
+    def reduce(self, window):
+        largest = window[0]
+        for x in window[1:]:
+            largest = maximum(x, largest)
+        return largest
+
+
+class AvgPool2d(_Pool2d):
+    """Each window's mean."""
+
+    def reduce(self, window):
+        return total(window) / len(window)
+
+
+class Flatten(Module):
+    """Nested lists (an image[channel][row][col], say) to one flat list, row-major."""
+
+    def __call__(self, x):
+        flat, stack = [], [iter([x])]
+        while stack:  # depth-first with an explicit stack, like topo_order
+            for item in stack[-1]:
+                if isinstance(item, (list, tuple)):
+                    stack.append(iter(item))
+                    break
+                flat.append(item)
+            else:
+                stack.pop()
+        return flat
+
+    def __repr__(self):
+        return 'Flatten()'
