@@ -79,16 +79,16 @@ def _straight_line(program, n_params):
 
 def _table_driven(program, n_params):
     """Big programs: slot numbers in static tables, one switch case per op used."""
+    literals = {}  # repr -> (value, slot): literals live in slots after the inputs
+    for a in [a for i in program.instrs for a in i.args] + list(program.outputs):
+        if not isinstance(a, str) and repr(a) not in literals:
+            literals[repr(a)] = (a, len(program.inputs) + len(literals))
+    base = len(program.inputs) + len(literals)
     slot = {name: i for i, name in enumerate(program.inputs)}
-    literals = {}
+    slot.update((instr.out, base + k) for k, instr in enumerate(program.instrs))
 
     def slot_of(a):
-        if isinstance(a, str):
-            return slot[a]
-        key = repr(a)
-        if key not in literals:
-            literals[key] = (a, len(program.inputs) + len(literals))
-        return literals[key][1]
+        return slot[a] if isinstance(a, str) else literals[repr(a)][1]
 
     ops = sorted({i.op.name: i.op for i in program.instrs}.items())
     code = {name: k for k, (name, _) in enumerate(ops)}
@@ -96,10 +96,6 @@ def _table_driven(program, n_params):
     for instr in program.instrs:
         args = [slot_of(a) for a in instr.args] + [0] * (2 - len(instr.args))
         rows.append((code[instr.op.name], args[0], args[1], instr.param or 0.0))
-        slot[instr.out] = None  # numbered below, after all literals are known
-    base = len(program.inputs) + len(literals)
-    for k, instr in enumerate(program.instrs):
-        slot[instr.out] = base + k
     outs = [slot_of(a) for a in program.outputs]
     n_slots = base + len(program.instrs)
 

@@ -7,8 +7,8 @@ verifier (`check`) and the reference interpreter (`evaluate`, using the op table
 import hashlib
 import keyword
 import re
-from dataclasses import dataclass, field
-from typing import Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import NamedTuple, Optional, Tuple, Union
 
 from micrograd.ops import OPS, Op
 
@@ -17,14 +17,13 @@ Atom = Union[str, float]  # a register name or an inline literal
 IDENTIFIER = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
 
 
-@dataclass(frozen=True)
-class Instr:
+class Instr(NamedTuple):
     """out = op(*args) [with parameter p]; `note` is a comment carried into generated code."""
     out: str
     op: Op
     args: Tuple[Atom, ...]
     param: Optional[float] = None
-    note: str = field(default='', compare=False)
+    note: str = ''
 
     def __str__(self):
         param = '' if self.param is None else f'[p={self.param!r}]'

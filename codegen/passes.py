@@ -8,15 +8,15 @@ from dataclasses import replace
 
 from micrograd.ops import ADD, DIV, MUL, NEG, SUB
 
-from codegen.ir import Instr
+
+def _read(alias, args):
+    """Arguments with every register replaced by what it now stands for."""
+    return tuple(alias.get(a, a) if isinstance(a, str) else a for a in args)
 
 
-def _substitute(program, instrs, alias):
-    """Rebuild `program` with `instrs`, reading every argument and output through `alias`."""
-    def see(atom):
-        return alias.get(atom, atom) if isinstance(atom, str) else atom
-    instrs = tuple(Instr(i.out, i.op, tuple(map(see, i.args)), i.param, i.note) for i in instrs)
-    return replace(program, instrs=instrs, outputs=tuple(map(see, program.outputs)))
+def _rebuild(program, instrs, alias):
+    """`program` with new instructions and its outputs read through `alias`."""
+    return replace(program, instrs=tuple(instrs), outputs=_read(alias, program.outputs))
 
 
 def fold(program):
@@ -24,13 +24,13 @@ def fold(program):
     own forward, so folding is exactly what the program would have computed)."""
     alias, kept = {}, []
     for instr in program.instrs:
-        args = tuple(alias.get(a, a) if isinstance(a, str) else a for a in instr.args)
+        args = _read(alias, instr.args)
         if all(isinstance(a, float) for a in args):
             p = instr.param
             alias[instr.out] = instr.op.fwd(*args) if p is None else instr.op.fwd(*args, p)
         else:
-            kept.append(Instr(instr.out, instr.op, args, instr.param, instr.note))
-    return _substitute(program, kept, alias)
+            kept.append(instr._replace(args=args))
+    return _rebuild(program, kept, alias)
 
 
 def _identity(instr):
@@ -51,8 +51,7 @@ def simplify(program):
     `x + 0.0 -> x` is deliberately absent: it turns -0.0 into 0.0."""
     alias, negated, kept = {}, {}, []
     for instr in program.instrs:
-        instr = Instr(instr.out, instr.op, tuple(alias.get(a, a) if isinstance(a, str) else a
-                                                 for a in instr.args), instr.param, instr.note)
+        instr = instr._replace(args=_read(alias, instr.args))
         same = _identity(instr)
         if same is None and instr.op is NEG and instr.args[0] in negated:
             same = negated[instr.args[0]]
@@ -62,7 +61,7 @@ def simplify(program):
         if instr.op is NEG and isinstance(instr.args[0], str):
             negated[instr.out] = instr.args[0]
         kept.append(instr)
-    return _substitute(program, kept, alias)
+    return _rebuild(program, kept, alias)
 
 
 def cse(program):
@@ -70,15 +69,15 @@ def cse(program):
     parameter; commutative ops in a canonical order) reuses its register."""
     alias, seen, kept = {}, {}, []
     for instr in program.instrs:
-        args = tuple(alias.get(a, a) if isinstance(a, str) else a for a in instr.args)
+        args = _read(alias, instr.args)
         key_args = tuple(sorted(args, key=repr)) if instr.op in (ADD, MUL) else args
         key = (instr.op.name, tuple(map(repr, key_args)), repr(instr.param))
         if key in seen:
             alias[instr.out] = seen[key]
             continue
         seen[key] = instr.out
-        kept.append(Instr(instr.out, instr.op, args, instr.param, instr.note))
-    return _substitute(program, kept, alias)
+        kept.append(instr._replace(args=args))
+    return _rebuild(program, kept, alias)
 
 
 def dce(program):
