@@ -1,0 +1,66 @@
+"""Replay a Recipe (tests/strategies.py): on floats with the op table, or on Values.
+
+`on_values` builds the graph through the engine's public API (operators and methods), so the
+sugar in engine.py is tested along with the table. It takes the Value class as a parameter, so
+the same recipe can be replayed on micrograd 0.1.0's Value for the differential test.
+"""
+from micrograd.engine import Value
+from micrograd.ops import OPS
+
+# How a user writes each op. An op missing here ('sign', used only inside abs's rule) has no
+# method: calling its table row on a Value records it, which is public API too.
+SUGAR = {
+    'add': lambda a, b: a + b,
+    'sub': lambda a, b: a - b,
+    'mul': lambda a, b: a * b,
+    'div': lambda a, b: a / b,
+    'neg': lambda a: -a,
+    'pow': lambda a, p: a ** p,
+    'powv': lambda a, b: a ** b,
+    'exp': lambda a: a.exp(),
+    'log': lambda a: a.log(),
+    'tanh': lambda a: a.tanh(),
+    'sigmoid': lambda a: a.sigmoid(),
+    'relu': lambda a: a.relu(),
+    'abs': lambda a: abs(a),
+    'step': lambda a: a.step(),
+}
+
+
+def _operands(args, slots):
+    return [slots[a] if isinstance(a, int) else a[1] for a in args]
+
+
+def slot_values(recipe, xs):
+    """The float value of every slot (inputs first), computed with each row's `fwd`."""
+    slots = [float(x) for x in xs]
+    for name, args, p in recipe.steps:
+        fwd = OPS[name].fwd
+        operands = _operands(args, slots)
+        slots.append(fwd(*operands) if p is None else fwd(*operands, p))
+    return slots
+
+
+def on_floats(recipe, xs):
+    """The recipe's output on floats."""
+    return slot_values(recipe, xs)[-1]
+
+
+def on_values(recipe, xs, value=Value):
+    """(input Values, output Value): the recipe built with `value`'s operators and methods."""
+    inputs = [value(x) for x in xs]
+    slots = list(inputs)
+    for name, args, p in recipe.steps:
+        operands = _operands(args, slots)
+        if p is not None:
+            operands.append(p)
+        apply = SUGAR.get(name) or OPS[name]
+        slots.append(apply(*operands))
+    return inputs, slots[-1]
+
+
+def gradients(recipe, xs, value=Value):
+    """(output data, [d output / d input]) by building the recipe on `value` and backward()."""
+    inputs, out = on_values(recipe, xs, value)
+    out.backward()
+    return out.data, [x.grad for x in inputs]
