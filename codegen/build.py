@@ -26,7 +26,7 @@ from codegen.passes import optimize as optimize_program
 # go through build(..., flags=...).
 DEFAULT_FLAGS = ('-O2', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
 
-_loaded = {}  # cache key -> Compiled, for this process
+_loaded = {}  # library path -> Compiled, for this process
 
 
 class BuildError(RuntimeError):
@@ -138,12 +138,17 @@ def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
     if backend != 'c':
         raise ValueError(f"backend must be 'c' or 'python', not {backend!r}")
     source = to_c(program, n_params)
+    path = compile_source(source, flags, cc)
+    if path not in _loaded:
+        _loaded[path] = Compiled(program, source, 'c', n_params, path)
+    return _loaded[path]
+
+
+def compile_source(source, flags=DEFAULT_FLAGS, cc=None):
+    """Path of a shared library built from C `source`, from the private cache when it is
+    there (no compiler run), else compiled into it."""
     compiler = find_compiler(cc)
-    key = cache_key(source, compiler, flags)
-    if key not in _loaded:
-        path = compile_cached(source, compiler, flags, key)
-        _loaded[key] = Compiled(program, source, 'c', n_params, path)
-    return _loaded[key]
+    return compile_cached(source, compiler, flags, cache_key(source, compiler, flags))
 
 
 def find_compiler(cc=None):
