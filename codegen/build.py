@@ -10,6 +10,7 @@ import hashlib
 import json
 import linecache
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -169,7 +170,17 @@ def cache_key(source, compiler, flags):
     real = os.path.realpath(compiler)
     stat = os.stat(real)
     identity = [source, real, stat.st_size, stat.st_mtime_ns, list(flags), VERSION]
+    if any('native' in flag for flag in flags):  # code for this CPU only
+        identity.append(_cpu_model())
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+
+
+def _cpu_model():
+    try:
+        with open('/proc/cpuinfo') as info:
+            return next((line for line in info if line.startswith('model name')), '')
+    except OSError:
+        return platform.processor()
 
 
 def cache_dir():

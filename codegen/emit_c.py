@@ -45,12 +45,23 @@ def header(program):
             '\n */\n#include <math.h>\n#include <stdlib.h>\n')
 
 
-def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT):
-    """The C source for `program`; `n_params` leading inputs are shared by all rows."""
+def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, threads=1):
+    """The C source for `program`; `n_params` leading inputs are shared by all rows.
+
+    lanes > 1 or threads > 1 opt into GNU C batch entry points (see emit_simd.py).
+    """
     if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params} but the program has {len(program.inputs)} inputs')
-    body = _straight_line if len(program.instrs) <= straight_line_limit else _table_driven
-    return header(program) + body(program, n_params) + _entry_points(program, n_params)
+    if lanes not in (1, 2, 4, 8) or threads < 1:
+        raise ValueError(f'lanes must be 1, 2, 4 or 8 and threads >= 1, got {lanes}, {threads}')
+    straight = len(program.instrs) <= straight_line_limit
+    body = _straight_line if straight else _table_driven
+    source = header(program) + body(program, n_params) + _metadata_and_single(program, n_params)
+    if straight and (lanes > 1 or threads > 1):
+        from codegen import emit_simd  # imported here: it builds on this module's helpers
+        return (source + emit_simd.vector_row(program, n_params, lanes) +
+                emit_simd.batch_and_sum(program, n_params, lanes, threads))
+    return source + _batch_and_sum(program, n_params)
 
 
 def _load_inputs(program, n_params, used):
@@ -134,9 +145,8 @@ def _table_driven(program, n_params):
     return '\n'.join(lines) + '\n'
 
 
-def _entry_points(program, n_params):
+def _metadata_and_single(program, n_params):
     name, n_in, n_out = program.name, len(program.inputs), len(program.outputs)
-    n_data = n_in - n_params
     return f'''
 int {name}_n_in(void) {{ return {n_in}; }}
 int {name}_n_params(void) {{ return {n_params}; }}
@@ -145,7 +155,13 @@ int {name}_n_out(void) {{ return {n_out}; }}
 void {name}(const double *in, double *out) {{
   {name}_row(in, in + {n_params}, out);
 }}
+'''
 
+
+def _batch_and_sum(program, n_params):
+    name, n_out = program.name, len(program.outputs)
+    n_data = len(program.inputs) - n_params
+    return f'''
 void {name}_batch(const double *params, const double *data, double *out, long n) {{
   long i;
   for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
