@@ -17,7 +17,9 @@ import time
 
 from micrograd.engine import Value
 
-from codegen.build import DEFAULT_FLAGS, compile_source
+from micrograd.optim import SGD, clip_grad_norm, clip_grad_value
+
+from codegen.build import DEFAULT_FLAGS, build, compile_source
 from codegen.emit_c import to_c
 from codegen.grad import grad
 from codegen.lower import trace
@@ -79,7 +81,7 @@ class Trainer:
     """
 
     def __init__(self, model, sample_loss, n_features, batch_loss=None, reduction='mean',
-                 fast=False, flags=None, cc=None):
+                 backend='c', fast=False, flags=None, cc=None):
         if reduction not in ('mean', 'sum'):
             raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
         self.model, self.mean = model, reduction == 'mean'
@@ -96,6 +98,12 @@ class Trainer:
         score = model(features)
         scores = score if isinstance(score, list) else [score]
         self.predictor = optimize(trace(scores, self.parameters + features, 'predict'))
+        self.backend, self.has_extra = backend, batch_loss is not None
+        if backend == 'python':
+            self._python_functions()
+            return
+        if backend != 'c':
+            raise ValueError(f"backend must be 'c' or 'python', not {backend!r}")
         self.lanes, self.threads = (FAST_LANES, FAST_THREADS) if fast else (1, 1)
         self.source = self._source(batch_loss is not None)
         self.path = compile_source(self.source, flags or (FAST_FLAGS if fast else DEFAULT_FLAGS),
@@ -104,6 +112,31 @@ class Trainer:
         self.params = (ctypes.c_double * max(self.n_params, 1))(
             *[p.data for p in self.parameters])
         self.velocity = (ctypes.c_double * max(self.n_params, 1))()
+
+    def _python_functions(self):
+        """The generated Python for the three programs; the update reuses micrograd.optim."""
+        self.sample_fn = build(self.sample, 'python', self.n_params)
+        self.extra_fn = build(self.extra, 'python')
+        self.predict_fn = build(self.predictor, 'python', self.n_params)
+        self.optimizer = SGD(self.parameters, lr=0.0)
+
+    def _python_step(self, rows, lr, momentum, weight_decay, clip_value, clip_norm):
+        params = [p.data for p in self.parameters]
+        sums = self.sample_fn.sum(params, rows)
+        scale = 1.0 / len(rows) if self.mean else 1.0
+        loss, extra = sums[0] * scale, self.extra_fn(*params)
+        for p, total, term in zip(self.parameters, sums[1:], extra[1:]):
+            p.grad = total * scale + term if self.has_extra else total * scale
+        if self.has_extra:
+            loss = loss + extra[0]
+        if clip_value is not None:
+            clip_grad_value(self.parameters, clip_value)
+        if clip_norm is not None:
+            clip_grad_norm(self.parameters, clip_norm)
+        self.optimizer.lr, self.optimizer.momentum = lr, momentum
+        self.optimizer.weight_decay = weight_decay
+        self.optimizer.step()
+        return loss
 
     def _source(self, has_extra):
         parts = [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads),
@@ -124,14 +157,19 @@ class Trainer:
 
     def rows(self, rows):
         """Rows (features..., target) as one C array, to pass to `step` many times."""
+        if self.backend == 'python':
+            return [[float(v) for v in _checked(row, self.n_features + 1)] for row in rows]
         flat = [float(v) for row in rows for v in _checked(row, self.n_features + 1)]
         return (ctypes.c_double * max(len(flat), 1))(*flat), len(flat) // (self.n_features + 1)
 
     def step(self, batch, lr, momentum=0.0, weight_decay=0.0, clip_value=None, clip_norm=None):
         """One SGD step on `batch` (from `rows`); returns the loss before the update."""
-        data, n = batch if isinstance(batch, tuple) else self.rows(batch)
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError('lr, momentum and weight_decay must be >= 0')
+        if self.backend == 'python':
+            return self._python_step(self.rows(batch), lr, momentum, weight_decay, clip_value,
+                                     clip_norm)
+        data, n = batch if isinstance(batch, tuple) else self.rows(batch)
         settings = (ctypes.c_double * 6)(lr, momentum, weight_decay,
                                          -1.0 if clip_value is None else clip_value,
                                          -1.0 if clip_norm is None else clip_norm, self.mean)
@@ -143,7 +181,10 @@ class Trainer:
         return loss
 
     def predict(self, features):
-        """Model outputs for each row of features, computed in C with the current parameters."""
+        """Model outputs for each row of features, computed with the current parameters."""
+        if self.backend == 'python':
+            params = [p.data for p in self.parameters]
+            return self.predict_fn.batch(params, [_checked(r, self.n_features) for r in features])
         flat = [float(v) for row in features for v in _checked(row, self.n_features)]
         n, k = len(flat) // max(self.n_features, 1), len(self.predictor.outputs)
         out = (ctypes.c_double * max(n * k, 1))()
@@ -178,7 +219,10 @@ class Trainer:
         return losses
 
     def write_back(self):
-        """Copy the trained parameters into the micrograd model's Values."""
+        """Copy the trained parameters into the micrograd model's Values (the Python backend
+        updates them in place already)."""
+        if self.backend == 'python':
+            return self.model
         for p, value in zip(self.parameters, self.params):
             p.data = value
         return self.model
