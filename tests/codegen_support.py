@@ -1,0 +1,117 @@
+"""What the codegen tests share: the one equality rule, the engine as oracle, strict C flags and
+a private compiler cache.
+
+Every comparison of numbers between evaluators goes through `same` / `assert_same`, so if a
+platform's libm ever forces a tolerance, it goes in exactly one place (and says why).
+"""
+import importlib
+import math
+import os
+import shutil
+import subprocess
+
+import codegen
+from micrograd.engine import Value, topo_order
+from replay import SUGAR
+from micrograd.ops import OPS
+
+# `codegen.build` is the build *function* (re-exported by codegen/__init__.py), which hides the
+# module of the same name; tests that patch the module's globals need the module itself.
+build_module = importlib.import_module('codegen.build')
+emit_c_module = importlib.import_module('codegen.emit_c')
+
+# Every C file the tests compile must be warning-free under these (issue 5).
+WARNINGS = ('-Wall', '-Wextra', '-pedantic', '-Werror')
+STRICT_FLAGS = tuple(build_module.DEFAULT_FLAGS) + WARNINGS
+
+has_cc = shutil.which(os.environ.get('CC', 'cc')) is not None
+
+
+# ---- equality ------------------------------------------------------------------------------
+
+def same(a, b):
+    """Equal as IEEE doubles, with nan equal to nan. The sign of zero is not part of the
+    contract (0.0 == -0.0 already). No tolerance: glibc's libm matches Python's math bit for bit
+    here (DESIGN B9); a platform that needs one would add it here and only here."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def assert_same(expected, actual, context=''):
+    """Two tuples of outputs agree element by element under `same`."""
+    expected, actual = tuple(expected), tuple(actual)
+    assert len(expected) == len(actual), f'{context}: {len(expected)} vs {len(actual)} outputs'
+    bad = [(k, e, a) for k, (e, a) in enumerate(zip(expected, actual)) if not same(e, a)]
+    assert not bad, (f'{context}: outputs differ at (index, expected, actual) {bad}\n'
+                     f'expected {expected}\nactual   {actual}')
+
+
+# ---- the engine as oracle --------------------------------------------------------------------
+
+def slots_on_values(recipe, xs):
+    """(input Values, every slot's Value): like replay.on_values, but all slots, so several
+    of them can be outputs of one traced program."""
+    inputs = [Value(float(x)) for x in xs]
+    slots = list(inputs)
+    for name, args, p in recipe.steps:
+        operands = [slots[a] if isinstance(a, int) else a[1] for a in args]
+        if p is not None:
+            operands.append(p)
+        slots.append((SUGAR.get(name) or OPS[name])(*operands))
+    return inputs, slots
+
+
+def engine(recipe, xs, outputs=(-1,), of=0, wrt=None):
+    """The engine's answer: the chosen output slots, then d outputs[of] / d x for x in `wrt`
+    (input positions, default all), by backward() on fresh Values."""
+    inputs, slots = slots_on_values(recipe, xs)
+    outs = [slots[k] for k in outputs]
+    outs[of].backward()
+    wrt = range(len(inputs)) if wrt is None else wrt
+    return tuple(v.data for v in outs) + tuple(inputs[i].grad for i in wrt)
+
+
+def traced(recipe, outputs=(-1,), of=0, wrt=None, name='f'):
+    """The program a user gets for `recipe`: trace the output slots, append the gradients."""
+    inputs, slots = slots_on_values(recipe, [0.5] * recipe.n_inputs)  # values do not matter
+    program = codegen.trace([slots[k] for k in outputs], inputs, name)
+    wrt = program.inputs if wrt is None else [program.inputs[i] for i in wrt]
+    return codegen.grad(program, wrt, of=of)
+
+
+# ---- C ---------------------------------------------------------------------------------------
+
+def use_private_cache(tmp_path, monkeypatch):
+    """Compile into a fresh private cache (tmp_path is 0700), with nothing loaded yet."""
+    cache = tmp_path / 'cache'
+    monkeypatch.setenv('MICROGRAD_CACHE', str(cache))
+    monkeypatch.setattr(build_module, '_loaded', {})
+    return cache
+
+
+def build_c(program, **options):
+    """build(program, 'c') with the warning flags every test compile uses."""
+    options.setdefault('flags', STRICT_FLAGS)
+    return codegen.build(program, 'c', **options)
+
+
+def run_c_program(sources, tmp_path, args=(), flags=()):
+    """Compile C files with plain `cc` (no project flags) into an executable, run it and return
+    its standard output."""
+    exe = tmp_path / 'prog'
+    cc = os.environ.get('CC', 'cc')
+    compiled = subprocess.run([cc, *flags, '-o', str(exe), *map(str, sources), '-lm'],
+                              capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stderr
+    ran = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+# ---- labels ----------------------------------------------------------------------------------
+
+def label_graph(inputs, outputs, labels):
+    """Give every node of the graph a label, cycling through `labels` (inputs first)."""
+    nodes = list(inputs) + [n for n in topo_order(list(outputs)) if n._args]
+    for k, node in enumerate(nodes):
+        node.label = labels[k % len(labels)]
+    return nodes
