@@ -38,7 +38,7 @@ def grad(program, wrt=None, of=0):
                 continue
             term = builder.emit(MUL, (partial, adjoint[instr.out]))
             total = term if arg not in adjoint else builder.emit(ADD, (adjoint[arg], term))
-            adjoint[arg] = _name_adjoint(builder, total, arg)
+            adjoint[arg] = _name_adjoint(builder, total, arg, len(program.instrs))
     grads = tuple(adjoint.get(x, 0.0) for x in wrt)
     return Program(program.name, program.inputs, tuple(builder.instrs),
                    program.outputs + tuple(_atom(g) for g in grads),
@@ -46,9 +46,10 @@ def grad(program, wrt=None, of=0):
                                                 for x in wrt))
 
 
-def _name_adjoint(builder, total, register):
-    """Rename a just-computed adjoint of `register` to g_<register> (tangent's naming)."""
-    last = builder.instrs[-1] if builder.instrs else None
+def _name_adjoint(builder, total, register, n_forward):
+    """Rename a just-computed adjoint of `register` to g_<register> (tangent's naming): only
+    an instruction this pass emitted, never one of the `n_forward` forward instructions."""
+    last = builder.instrs[-1] if len(builder.instrs) > n_forward else None
     if not isinstance(total, Sym) or last is None or last.out != total.name \
             or not total.name.startswith('t'):
         return total
