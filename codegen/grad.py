@@ -25,7 +25,7 @@ def grad(program, wrt=None, of=0):
     target = program.outputs[of]
     if isinstance(target, str) and target in needs:
         adjoint[target] = 1.0
-    for instr in reversed(program.instrs):
+    for instr in reversed(_topo_order(program, target)):
         if instr.out not in adjoint:
             continue
         builder.note = f'grad of: {instr}'
@@ -56,6 +56,28 @@ def _name_adjoint(builder, total, register, n_forward):
     name = builder.fresh('', fallback=f'g_{register}')
     builder.instrs[-1] = Instr(name, last.op, last.args, last.param, last.note)
     return Sym(name, builder)
+
+
+def _topo_order(program, target):
+    """The instructions `target` depends on, in the engine's order for it: that of
+    `topo_order([output])`, a depth-first walk over the arguments. The engine sums gradients in
+    this order; the program's own order can differ (trace([a, b]) walks from a first)."""
+    defined = {instr.out: instr for instr in program.instrs}
+    order, seen = [], set()
+    if target in defined:
+        seen.add(target)
+        stack = [(defined[target], iter(defined[target].args))]
+        while stack:
+            instr, args = stack[-1]
+            for a in args:
+                if a in defined and a not in seen:
+                    seen.add(a)
+                    stack.append((defined[a], iter(defined[a].args)))
+                    break
+            else:
+                stack.pop()
+                order.append(instr)
+    return order
 
 
 def _depends_on(program, wrt):
