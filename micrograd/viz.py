@@ -249,7 +249,8 @@ def to_dot(root, rankdir='LR', *, params=(), inputs=(), constants=(), grad_color
         groups.setdefault(owners.get(node) if cluster else None, []).extend(statements)
         edges += [f'{ids[stands_for.get(child, child)]} -> {head}' for child, head in feeds]
 
-    lines = [f'graph [rankdir={rankdir} fontname="Helvetica" fontsize=12]',
+    ordering = ' ordering=out' if collapse else ''   # keeps neurons N0, N1, ... in order
+    lines = [f'graph [rankdir={rankdir}{ordering} fontname="Helvetica" fontsize=12]',
              'node [shape=plain fontname="Helvetica" fontsize=11]',
              'edge [arrowsize=0.6 fontname="Helvetica" labelfontsize=10 labeldistance=1.8 '
              'labelfontcolor=grey35]']

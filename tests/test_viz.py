@@ -6,6 +6,7 @@ are skipped with the reason shown (CI installs it); the DOT-text tests always ru
 """
 import math
 import os
+import pathlib
 import random
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ HAS_DOT = shutil.which('dot') is not None
 needs_dot = pytest.mark.skipif(
     not HAS_DOT, reason="Graphviz's `dot` is not installed (apt-get install graphviz)")
 SVG = '{http://www.w3.org/2000/svg}'
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # ---- helpers: render, then read the picture back -----------------------------------------------
@@ -444,3 +446,16 @@ def test_command_line_reports_a_graph_over_the_limit(capsys):
     with pytest.raises(SystemExit) as exit_:
         viz.main(['mlp', '--max-nodes', '10'])
     assert 'more than 10 values' in str(exit_.value.code)
+
+
+def test_the_drawing_example_writes_dot_text_and_svg_when_it_can(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / 'examples' / 'draw_graph.py'), '--out',
+                    str(tmp_path)], check=True, capture_output=True,
+                   env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    for name in ('readme', 'neuron', 'mlp_clustered', 'mlp_collapsed'):
+        assert (tmp_path / f'{name}.dot').read_text(encoding='utf-8').startswith('digraph {')
+    svgs = sorted(tmp_path.glob('*.svg'))
+    if HAS_DOT and not svgs:
+        pytest.importorskip('graphviz', reason='pip install graphviz')
+    for svg in svgs:
+        ET.parse(svg)
