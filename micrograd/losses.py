@@ -11,7 +11,7 @@ from micrograd.engine import Value
 
 
 def _as_list(outputs):
-    return [outputs] if isinstance(outputs, Value) else list(outputs)
+    return [outputs] if isinstance(outputs, (Value, numbers.Real)) else list(outputs)
 
 
 def _paired(outputs, targets, who):
@@ -59,12 +59,24 @@ def binary_cross_entropy(probabilities, targets):
     return _total(terms) / len(terms)
 
 
+def softplus(z):
+    """log(1 + exp(z)), computed as relu(z) + log(1 + exp(-|z|)) so exp never overflows.
+
+    |z| is written z * (2 * step(z) - 1) rather than with `abs`: at z = 0 the engine's relu
+    takes slope 0 (the z <= 0 side) and abs takes slope 0 (neither side); mixing the two sides
+    would make the gradient at 0 come out 0 instead of 1/2. With step(z), both take the z <= 0
+    side, where log(1 + exp(z)) is smooth.
+    """
+    magnitude = z * (2.0 * z.step() - 1.0)
+    return z.relu() + (1.0 + (-magnitude).exp()).log()
+
+
 def binary_cross_entropy_with_logits(logits, targets):
     """binary_cross_entropy(sigmoid(z), t), computed stably from the logit z as
-    relu(z) - z*t + log(1 + exp(-|z|)): exp never overflows, log never sees 0."""
+    softplus(z) - z*t: exp never overflows, log never sees 0."""
     logits, targets = _paired(logits, targets, 'binary_cross_entropy_with_logits')
     _check_probability_targets(targets, 'binary_cross_entropy_with_logits')
-    terms = [z.relu() - z * t + (1.0 + (-z.abs()).exp()).log() for z, t in zip(logits, targets)]
+    terms = [softplus(z) - z * t for z, t in zip(logits, targets)]
     return _total(terms) / len(terms)
 
 
