@@ -26,8 +26,11 @@ def grad(program, wrt=None, of=0):
     if isinstance(target, str) and target in needs:
         adjoint[target] = 1.0
     for instr in reversed(_topo_order(program, target)):
-        if instr.out not in adjoint:
+        if instr.out not in needs:
             continue
+        # Like the engine (and PyTorch), apply the chain rule also where no gradient arrived
+        # (a register that only feeds step or sign): 0.0 times an inf or nan partial is nan.
+        adjoint.setdefault(instr.out, 0.0)
         builder.note = f'grad of: {instr}'
         args = [Sym(a, builder) if isinstance(a, str) else a for a in instr.args]
         out = Sym(instr.out, builder)
