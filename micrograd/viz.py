@@ -47,13 +47,13 @@ NEURON_OUTPUT = re.compile(r'(?:L(\d+)\.)?N\d+')                # 'L0.N2' or 'N2
 PARAMETER = re.compile(r'(?:(L\d+(?:\.N\d+)?|N\d+)\.)?'       # 'w0', 'b', 'N1.w0', 'L0.N2.b',
                        r'(?:w\d*|b|gamma\d*|beta\d*)')            # BatchNorm's 'L1.gamma0'
 
-# Table attributes per kind of box: the border says the kind even when grad colours fill it.
+# Per kind of box: its border, which still tells the kind when grad colours fill it, and fill.
 STYLES = {
-    'parameter': 'BORDER="3" STYLE="rounded" BGCOLOR="#cfe2ff"',
-    'input': 'BORDER="1" STYLE="rounded" BGCOLOR="#d3f2d3"',
-    'constant': 'BORDER="1" STYLE="dashed" COLOR="grey50"',
-    'computed': 'BORDER="1"',
-    'neuron': 'BORDER="2" STYLE="rounded" BGCOLOR="#ffe4b0"',
+    'parameter': ('BORDER="3" STYLE="rounded"', '#cfe2ff'),
+    'input': ('BORDER="1" STYLE="rounded"', '#d3f2d3'),
+    'constant': ('BORDER="1" STYLE="dashed" COLOR="grey50"', 'white'),
+    'computed': ('BORDER="1"', 'white'),
+    'neuron': ('BORDER="2" STYLE="rounded"', '#ffe4b0'),
 }
 GRAD_RAMP = ('#ffffcc', '#ffeda0', '#fed976', '#feb24c', '#fd8d3c',   # ColorBrewer YlOrRd:
              '#fc4e2a', '#e31a1c', '#bd0026', '#800026')              # light = small |grad|
@@ -126,8 +126,8 @@ def _region(out, outputs):
     region, stack = {out}, [out]
     while stack:
         for child in stack.pop()._args:
-            owner = PARAMETER.fullmatch(_label(child))
-            foreign = owner and owner.group(1) and owner.group(1) != _label(out)
+            param = PARAMETER.fullmatch(_label(child))
+            foreign = param and param.group(1) not in (None, _label(out))
             if child not in region and child not in outputs and not foreign:
                 region.add(child)
                 stack.append(child)
@@ -140,7 +140,7 @@ def _visible(text):
     text = str(text)
     if len(text) > MAX_LABEL_CHARS:
         text = text[:MAX_LABEL_CHARS - 1] + '\u2026'
-    return ''.join(ch.encode('unicode_escape', 'backslashreplace').decode('ascii')
+    return ''.join(ch.encode('unicode_escape').decode('ascii')
                    if unicodedata.category(ch)[0] == 'C' or ch in '\u2028\u2029' else ch
                    for ch in text)
 
@@ -179,14 +179,13 @@ def grad_fill(grad, low, high):
 # ---- DOT statements --------------------------------------------------------------------------
 def _table(cells, kind, fill=None):
     """An HTML-like table, one row of cells, styled by kind; `fill` replaces the kind's fill."""
-    style = STYLES[kind]
-    if fill is not None:
-        style = re.sub(r' BGCOLOR="[^"]*"', '', style) + f' BGCOLOR="{fill}"'
+    border, kind_fill = STYLES[kind]
     font = 'white' if fill in DARK_FILLS else 'grey30' if kind == 'constant' else None
     if font:
         cells = [f'<FONT COLOR="{font}">{cell}</FONT>' for cell in cells]
     row = ''.join(f'<TD>{cell}</TD>' for cell in cells)
-    return (f'<TABLE {style} CELLBORDER="0" CELLSPACING="0" CELLPADDING="4" COLUMNS="*">'
+    return (f'<TABLE {border} BGCOLOR="{fill or kind_fill}" CELLBORDER="0" CELLSPACING="0" '
+            f'CELLPADDING="4" COLUMNS="*">'
             f'<TR>{row}</TR></TABLE>')
 
 
@@ -230,11 +229,11 @@ def to_dot(root, rankdir='LR', *, params=(), inputs=(), constants=(), grad_color
     order = topo_order(roots)
     kinds = leaf_kinds(order, params, inputs, constants)
     owners = neuron_owners(order) if cluster or collapse else {}
-    stands_for, members = _collapse(order, owners) if collapse else ({}, {})
+    stands_for, regions = _collapse(order, owners) if collapse else ({}, {})
     drawn = [node for node in order if stands_for.get(node, node) is node]
     if max_nodes is not None and len(drawn) > max_nodes:
         raise _too_big(f'{len(drawn)} boxes even with its neurons collapsed', max_nodes)
-    for node in members:
+    for node in regions:
         kinds[node] = 'neuron'
 
     ids = {node: f'v{i}' for i, node in enumerate(order)}
@@ -242,8 +241,8 @@ def to_dot(root, rankdir='LR', *, params=(), inputs=(), constants=(), grad_color
     fills = [grad_fill(node.grad, low, high) if grad_colors else None for node in drawn]
     groups, edges = {}, []           # node statements per neuron label (None: no frame); edges
     for node, fill in zip(drawn, fills):
-        if node in members:
-            statements, feeds = _neuron(node, ids[node], members[node], owners, fill)
+        if node in regions:
+            statements, feeds = _neuron(node, ids[node], regions[node], owners, fill)
         else:
             statements, feeds = _value(node, ids[node], kinds[node], fill)
         groups.setdefault(owners.get(node) if cluster else None, []).extend(statements)

@@ -169,7 +169,7 @@ def test_each_kind_has_its_own_style_and_the_legend_names_them():
     o, v = neuron()
     text = to_dot(o * 2)
     for kind in ('parameter', 'input', 'constant', 'computed'):
-        assert viz.STYLES[kind] in text
+        assert viz.STYLES[kind][0] in text
     assert 'legend [label=' in text
     assert 'legend' not in to_dot(Value(1.0) + Value(2.0), legend=False)
 
