@@ -46,17 +46,22 @@ def on_floats(recipe, xs):
     return slot_values(recipe, xs)[-1]
 
 
-def on_values(recipe, xs, value=Value):
-    """(input Values, output Value): the recipe built with `value`'s operators and methods."""
-    inputs = [value(x) for x in xs]
-    slots = list(inputs)
+def build(recipe, leaves):
+    """The recipe's output node, built on the given leaf nodes with operators and methods."""
+    slots = list(leaves)
     for name, args, p in recipe.steps:
         operands = _operands(args, slots)
         if p is not None:
             operands.append(p)
         apply = SUGAR.get(name) or OPS[name]
         slots.append(apply(*operands))
-    return inputs, slots[-1]
+    return slots[-1]
+
+
+def on_values(recipe, xs, value=Value):
+    """(input Values, output Value): the recipe built with `value`'s operators and methods."""
+    inputs = [value(x) for x in xs]
+    return inputs, build(recipe, inputs)
 
 
 def gradients(recipe, xs, value=Value):
