@@ -124,7 +124,7 @@ def trace(outputs, inputs, name='f'):
         if not node._args:
             symbols[id(node)] = node.data
             continue
-        if node._rule is None:
+        if node._rule is None or node._custom_backward is not None:  # the engine runs that
             raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
                              '_backward, not a row in micrograd/ops.py; add the op there')
         args = [symbols[id(a)] for a in node._args]
