@@ -15,8 +15,9 @@ eventually crashes, so big programs become a table (opcode, argument slots) run 
 """
 from codegen import VERSION
 from codegen.ir import format as format_program
+from codegen.passes import assign_slots
 
-STRAIGHT_LINE_LIMIT = 20000
+STRAIGHT_LINE_LIMIT = 5000
 
 
 def literal(x):
@@ -61,7 +62,7 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
         from codegen import emit_simd  # imported here: it builds on this module's helpers
         return (source + emit_simd.vector_row(program, n_params, lanes) +
                 emit_simd.batch_and_sum(program, n_params, lanes, threads))
-    return source + _batch_and_sum(program, n_params)
+    return source + (_batch_and_sum if straight else _block_batch_and_sum)(program, n_params)
 
 
 def _load_inputs(program, n_params, used):
@@ -83,66 +84,133 @@ def _straight_line(program, n_params):
             lines.append(f'  /* {instr.note} */')
         lines.append(f'  const double {instr.out} = '
                      f'{expression(instr, [atom(a) for a in instr.args])};')
+        if instr.out not in used:  # dead code in an unoptimized program: keep -Wall quiet
+            lines.append(f'  (void){instr.out};')
     for k, a in enumerate(program.outputs):
         lines.append(f'  mg_out[{k}] = {atom(a)};')
     return '\n'.join(lines) + '\n}\n'
 
 
 def _table_driven(program, n_params):
-    """Big programs: slot numbers in static tables, one switch case per op used."""
-    literals = {}  # repr -> (value, slot): literals live in slots after the inputs
+    """Big programs: the instructions as data (opcode, argument and result slots in static
+    tables) run by a loop with one switch case per op; slots are reused once dead."""
+    name = program.name
+    literals = {}  # repr -> (value, slot): literals occupy the first slots
     for a in [a for i in program.instrs for a in i.args] + list(program.outputs):
         if not isinstance(a, str) and repr(a) not in literals:
-            literals[repr(a)] = (a, len(program.inputs) + len(literals))
-    base = len(program.inputs) + len(literals)
-    slot = {name: i for i, name in enumerate(program.inputs)}
-    slot.update((instr.out, base + k) for k, instr in enumerate(program.instrs))
+            literals[repr(a)] = (a, len(literals))
+    slot, n_slots = assign_slots(program, first_slot=len(literals))
 
     def slot_of(a):
         return slot[a] if isinstance(a, str) else literals[repr(a)][1]
 
     ops = sorted({i.op.name: i.op for i in program.instrs}.items())
-    code = {name: k for k, (name, _) in enumerate(ops)}
+    code = {op_name: k for k, (op_name, _) in enumerate(ops)}
     rows = []
     for instr in program.instrs:
         args = [slot_of(a) for a in instr.args] + [0] * (2 - len(instr.args))
-        rows.append((code[instr.op.name], args[0], args[1], instr.param or 0.0))
-    outs = [slot_of(a) for a in program.outputs]
-    n_slots = base + len(program.instrs)
+        rows.append((code[instr.op.name], args[0], args[1], slot[instr.out], instr.param or 0.0))
 
-    def table(ctype, name, values):
+    def table(ctype, column, values):
         values = list(values) or ['0']
         chunks = [', '.join(values[i:i + 16]) for i in range(0, len(values), 16)]
-        return f'static const {ctype} {name}[{len(values)}] = {{\n  ' + ',\n  '.join(chunks) + '\n};'
+        return (f'static const {ctype} {name}_{column}[{len(values)}] = {{\n  ' +
+                ',\n  '.join(chunks) + '\n};')
 
-    cases = []
-    for name, op in ops:
-        expr = op.c.format('w[A[i]]', 'w[B[i]]', p='P[i]')
-        cases.append(f'      case {code[name]}: w[{base} + i] = {expr}; break;  /* {name} */')
+    cases, block_cases = [], []
+    for op_name, op in ops:
+        expr = op.c.format(f'w[{name}_A[i]]', f'w[{name}_B[i]]', p=f'{name}_P[i]')
+        cases.append(f'      case {code[op_name]}: w[{name}_R[i]] = {expr}; break;'
+                     f'  /* {op_name} */')
+        expr = op.c.format('a[r]', 'b[r]', p='p')
+        block_cases.append(f'      case {code[op_name]}: for (r = 0; r < MG_BLOCK; r++) '
+                           f'o[r] = {expr}; break;')
+    n_in, n_out = len(program.inputs), len(program.outputs)
     lines = [
         table('unsigned char', 'OP', (str(r[0]) for r in rows)),
         table('int', 'A', (str(r[1]) for r in rows)),
         table('int', 'B', (str(r[2]) for r in rows)),
-        table('double', 'P', (literal(r[3]) for r in rows)),
+        table('int', 'R', (str(r[3]) for r in rows)),
+        table('double', 'P', (literal(r[4]) for r in rows)),
         table('double', 'LIT', (literal(v) for v, _ in literals.values())),
-        table('int', 'OUT', map(str, outs)),
-        f'static void {program.name}_row(const double *mg_p, const double *mg_x, double *mg_out) {{',
-        f'  double *w = malloc({n_slots} * sizeof *w);',
+        table('int', 'OUT', (str(slot_of(a)) for a in program.outputs)),
+        f'static void {name}_row(const double *mg_p, const double *mg_x, double *mg_out) {{',
+        f'  double *w = malloc({n_slots} * sizeof *w);  /* {n_slots} slots */',
         '  long i;',
-        '  if (!w) { for (i = 0; i < %d; i++) mg_out[i] = NAN; return; }' % len(outs),
-        f'  for (i = 0; i < {len(program.inputs)}; i++) w[i] = i < {n_params} ? mg_p[i] : '
+        f'  if (!w) {{ for (i = 0; i < {n_out}; i++) mg_out[i] = NAN; return; }}',
+        f'  for (i = 0; i < {len(literals)}; i++) w[i] = {name}_LIT[i];',
+        f'  for (i = 0; i < {n_in}; i++) w[{len(literals)} + i] = i < {n_params} ? mg_p[i] : '
         f'mg_x[i - {n_params}];',
-        f'  for (i = 0; i < {len(literals)}; i++) w[{len(program.inputs)} + i] = LIT[i];',
         f'  for (i = 0; i < {len(rows)}; i++) {{',
-        '    switch (OP[i]) {',
+        f'    switch ({name}_OP[i]) {{',
         *cases,
         '    }',
         '  }',
-        f'  for (i = 0; i < {len(outs)}; i++) mg_out[i] = w[OUT[i]];',
+        f'  for (i = 0; i < {n_out}; i++) mg_out[i] = w[{name}_OUT[i]];',
         '  free(w);',
+        '}',
+        '',
+        '/* The same program on MG_BLOCK rows at once: each instruction becomes a loop over the',
+        ' * rows, so the switch is paid once per block and the loop runs in SIMD lanes. Slot s of',
+        ' * row r lives at w[s * MG_BLOCK + r]; no instruction writes one of its argument slots. */',
+        '#define MG_BLOCK 16',
+        f'#define {name}_SLOTS {n_slots}',
+        f'static void {name}_block(const double *mg_p, const double *mg_x, long rows, '
+        'double *w, double *mg_out) {',
+        '  long i, r;',
+        f'  for (i = 0; i < {len(literals)}; i++)',
+        f'    for (r = 0; r < MG_BLOCK; r++) w[i * MG_BLOCK + r] = {name}_LIT[i];',
+        f'  for (i = 0; i < {n_in}; i++)',
+        '    for (r = 0; r < MG_BLOCK; r++)',
+        f'      w[({len(literals)} + i) * MG_BLOCK + r] = i < {n_params} ? mg_p[i] : '
+        f'(r < rows ? mg_x[r * {n_in - n_params} + i - {n_params}] : 0.0);',
+        f'  for (i = 0; i < {len(rows)}; i++) {{',
+        f'    double *restrict o = w + {name}_R[i] * MG_BLOCK;',
+        f'    const double *a = w + {name}_A[i] * MG_BLOCK, *b = w + {name}_B[i] * MG_BLOCK;',
+        f'    const double p = {name}_P[i];',
+        '    (void)b; (void)p;',
+        f'    switch ({name}_OP[i]) {{',
+        *block_cases,
+        '    }',
+        '  }',
+        f'  for (r = 0; r < rows; r++)',
+        f'    for (i = 0; i < {n_out}; i++) mg_out[r * {n_out} + i] = w[{name}_OUT[i] * MG_BLOCK + r];',
         '}',
     ]
     return '\n'.join(lines) + '\n'
+
+
+def _block_batch_and_sum(program, n_params):
+    """Batch entry points over blocks of rows; `_sum` still adds rows one by one, in order."""
+    name, n_out = program.name, len(program.outputs)
+    n_data = len(program.inputs) - n_params
+    return f'''
+void {name}_batch(const double *params, const double *data, double *out, long n) {{
+  double *w = malloc({name}_SLOTS * MG_BLOCK * sizeof *w);
+  long i, k;
+  if (!w) {{ for (i = 0; i < n * {n_out}; i++) out[i] = NAN; return; }}
+  for (i = 0; i < n; i += MG_BLOCK) {{
+    k = n - i < MG_BLOCK ? n - i : MG_BLOCK;
+    {name}_block(params, data + {n_data} * i, k, w, out + {n_out} * i);
+  }}
+  free(w);
+}}
+
+void {name}_sum(const double *params, const double *data, double *sum, long n) {{
+  double *w = malloc(({name}_SLOTS + {n_out}) * MG_BLOCK * sizeof *w), *rows;
+  long i, k, r;
+  for (k = 0; k < {n_out}; k++) sum[k] = w ? 0.0 : NAN;
+  if (!w) return;
+  rows = w + {name}_SLOTS * MG_BLOCK;
+  for (i = 0; i < n; i += MG_BLOCK) {{
+    long m = n - i < MG_BLOCK ? n - i : MG_BLOCK;
+    {name}_block(params, data + {n_data} * i, m, w, rows);
+    for (r = 0; r < m; r++)
+      for (k = 0; k < {n_out}; k++) sum[k] += rows[r * {n_out} + k];
+  }}
+  free(w);
+}}
+'''
 
 
 def _metadata_and_single(program, n_params):

@@ -8,6 +8,7 @@ from micrograd.ops import ADD, MUL
 
 from codegen.ir import Instr, Program
 from codegen.lower import Builder, Sym
+from codegen.passes import dce
 
 
 def grad(program, wrt=None, of=0):
@@ -15,8 +16,10 @@ def grad(program, wrt=None, of=0):
     wrt = list(program.inputs if wrt is None else wrt)
     unknown = [x for x in wrt if x not in program.inputs]
     if unknown:
-        raise ValueError(f'cannot differentiate with respect to {unknown}: not inputs of '
-                         f'{program.name} (inputs: {", ".join(program.inputs)})')
+        shown = ', '.join(repr(x)[:40] for x in unknown[:3])
+        raise ValueError(f'cannot differentiate with respect to {shown}'
+                         f'{" and more" if len(unknown) > 3 else ""}: wrt takes input names of '
+                         f'{program.name} (e.g. {", ".join(program.inputs[:3])})')
     taken = set(program.inputs) | {i.out for i in program.instrs}
     builder = Builder(prefix='t', taken=taken)
     builder.instrs = list(program.instrs)
@@ -43,10 +46,11 @@ def grad(program, wrt=None, of=0):
             total = term if arg not in adjoint else builder.emit(ADD, (adjoint[arg], term))
             adjoint[arg] = _name_adjoint(builder, total, arg, len(program.instrs))
     grads = tuple(adjoint.get(x, 0.0) for x in wrt)
-    return Program(program.name, program.inputs, tuple(builder.instrs),
-                   program.outputs + tuple(_atom(g) for g in grads),
-                   program.output_names + tuple(f'd{program.output_names[of]}/d{x}'
-                                                for x in wrt))
+    # Rules return every partial; those of arguments needing no gradient are dead: drop them.
+    return dce(Program(program.name, program.inputs, tuple(builder.instrs),
+                       program.outputs + tuple(_atom(g) for g in grads),
+                       program.output_names + tuple(f'd{program.output_names[of]}/d{x}'
+                                                    for x in wrt)))
 
 
 def _name_adjoint(builder, total, register, n_forward):

@@ -103,3 +103,29 @@ def optimize(program, passes=PASSES, max_rounds=10):
         if program == before:
             break
     return program
+
+
+def assign_slots(program, first_slot=0):
+    """Registers to slots of a work array, reusing a slot once its value is dead (linear
+    scan, as CasADi does for big functions). Returns ({register: slot}, number of slots).
+    An instruction never writes the slot of one of its own arguments, so a loop over many rows
+    (the batched evaluator in emit_c) can treat result and arguments as distinct arrays."""
+    last_use = {a: i for i, instr in enumerate(program.instrs) for a in instr.args
+                if isinstance(a, str)}
+    for a in program.outputs:
+        if isinstance(a, str):
+            last_use[a] = len(program.instrs)  # outputs stay live to the end
+    slot, free, count = {}, [], first_slot
+    for name in program.inputs:
+        slot[name], count = count, count + 1
+    for i, instr in enumerate(program.instrs):
+        if free:
+            slot[instr.out] = free.pop()
+        else:
+            slot[instr.out], count = count, count + 1
+        for a in set(instr.args):
+            if isinstance(a, str) and last_use.get(a) == i:
+                free.append(slot[a])
+        if instr.out not in last_use:  # never read: its slot is free again at once
+            free.append(slot[instr.out])
+    return slot, count

@@ -72,7 +72,8 @@ double train_step(double *params, double *velocity, const double *data, long n,
 
 
 class Trainer:
-    """Train `model` on rows (features..., target) with the loss `sample_loss(model, x, y)`.
+    """Train `model` on rows (features..., targets...) with the loss `sample_loss(model, x, y)`;
+    y is one Value (n_targets=1) or a list of n_targets Values (e.g. a one-hot class).
 
     batch_loss(parameters) -> Value is added once per step (e.g. an L2 penalty);
     reduction='mean' averages the sample losses over the batch, 'sum' adds them.
@@ -81,16 +82,17 @@ class Trainer:
     """
 
     def __init__(self, model, sample_loss, n_features, batch_loss=None, reduction='mean',
-                 backend='c', fast=False, flags=None, cc=None):
+                 backend='c', fast=False, flags=None, cc=None, n_targets=1):
         if reduction not in ('mean', 'sum'):
             raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
         self.model, self.mean = model, reduction == 'mean'
         self.parameters = list(model.parameters())
         self.n_params, self.n_features = len(self.parameters), n_features
         features = [Value(0.0, label=f'x{i}') for i in range(n_features)]
-        target = Value(0.0, label='y')
-        loss = sample_loss(model, features, target)
-        self.sample = _gradient_program(trace(loss, self.parameters + features + [target],
+        targets = [Value(0.0, label=f'y{i}') for i in range(n_targets)]
+        self.n_targets, self.row_size = n_targets, n_features + n_targets
+        loss = sample_loss(model, features, targets[0] if n_targets == 1 else targets)
+        self.sample = _gradient_program(trace(loss, self.parameters + features + targets,
                                               'sample'), self.n_params)
         extra = batch_loss(self.parameters) if batch_loss else Value(0.0)
         self.extra = _gradient_program(trace(extra, self.parameters, 'extra_term'),
@@ -158,9 +160,9 @@ class Trainer:
     def rows(self, rows):
         """Rows (features..., target) as one C array, to pass to `step` many times."""
         if self.backend == 'python':
-            return [[float(v) for v in _checked(row, self.n_features + 1)] for row in rows]
-        flat = [float(v) for row in rows for v in _checked(row, self.n_features + 1)]
-        return (ctypes.c_double * max(len(flat), 1))(*flat), len(flat) // (self.n_features + 1)
+            return [[float(v) for v in _checked(row, self.row_size)] for row in rows]
+        flat = [float(v) for row in rows for v in _checked(row, self.row_size)]
+        return (ctypes.c_double * max(len(flat), 1))(*flat), len(flat) // self.row_size
 
     def step(self, batch, lr, momentum=0.0, weight_decay=0.0, clip_value=None, clip_norm=None):
         """One SGD step on `batch` (from `rows`); returns the loss before the update."""
@@ -213,7 +215,7 @@ class Trainer:
                 step += 1
             seconds = time.perf_counter() - start
             if verbose:
-                shown = f', {metric(self, rows):.3f}' if metric else ''
+                shown = f', metric {metric(self, rows):.4f}' if metric else ''
                 print(f'epoch {epoch + 1}/{epochs}: loss {losses[-1]:.6f}{shown}, '
                       f'{len(rows) / seconds:,.0f} samples/s', file=sys.stdout)
         return losses
