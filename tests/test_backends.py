@@ -123,7 +123,7 @@ def test_table_driven_c_equals_the_engine(recipe, seed, private_cache, monkeypat
     program = traced(recipe)
     for what, p in (('unoptimized', program), ('optimized', codegen.optimize(program))):
         compiled = build_c(p)
-        assert 'switch (OP[i])' in compiled.source
+        assert 'switch (f_OP[i])' in compiled.source
         for xs, got in zip(rows, compiled.batch([], rows)):
             assert_same(engine(recipe, xs), got, f'table-driven C ({what}) on {xs}\n{recipe}')
 
