@@ -74,8 +74,9 @@ def image_shape(image, module):
     except (TypeError, IndexError):
         rectangular = False
     if not rectangular or width == 0:
-        raise ValueError(f'{module.describe()} expects an image as nested lists image[channel][row][col] '
-                         f'with equal-length rows, got {type(image).__name__} {image!r:.60}')
+        raise ValueError(f'{module.describe()} expects an image as nested lists '
+                         f'image[channel][row][col] with equal-length rows, '
+                         f'got {type(image).__name__} {image!r:.60}')
     return channels, height, width
 
 

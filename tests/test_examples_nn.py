@@ -298,8 +298,8 @@ def tutorial_wheat_scores(epochs):
 
 def test_wheat_seeds_prints_the_tutorials_fold_scores(runs):
     printed = output_of(runs, 'wheat_seeds')
-    assert len(printed) == 2
-    scores = ast.literal_eval(printed[0].removeprefix('Scores: '))
+    assert len(printed) == 2 and printed[0].startswith('Scores: ')
+    scores = ast.literal_eval(printed[0][len('Scores: '):])
     assert scores == tutorial_wheat_scores(WHEAT_EPOCHS)
     mean = sum(scores) / len(scores)
     assert printed[1] == f'Mean Accuracy: {mean:.3f}%'

@@ -327,8 +327,9 @@ def test_wrong_input_is_refused_with_what_was_expected(make, x, error, message):
         make()(x)
 
 
-@pytest.mark.parametrize('make', [lambda: Neuron(0), lambda: Layer(2, 0), lambda: MLP(2, []),
-                                  lambda: MLP(2, [3, -1]), lambda: Neuron(2.5), lambda: Neuron(True)])
+@pytest.mark.parametrize('make', [
+    lambda: Neuron(0), lambda: Layer(2, 0), lambda: MLP(2, []), lambda: MLP(2, [3, -1]),
+    lambda: Neuron(2.5), lambda: Neuron(True)])
 def test_sizes_must_be_positive_integers(make):
     with pytest.raises(ValueError):
         make()
