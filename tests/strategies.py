@@ -133,8 +133,11 @@ INPUT_RANGES = ((-1.5, 1.5), (0.25, 2.0), (-2.0, -0.25))
 
 
 @st.composite
-def recipes(draw, max_inputs=4, max_nodes=12, ops=None, smooth=False):
+def recipes(draw, max_inputs=4, max_nodes=12, ops=None, smooth=False, exponents=None):
     """A random Recipe using the ops named in `ops` (default: every op in the table).
+
+    exponents: a strategy for pow's exponent (default: SPECIAL_EXPONENTS and floats, or in
+    smooth recipes floats inside DOMAINS['pow']).
 
     smooth=True: every op is only applied where its DOMAINS hold for ANY inputs in the recipe's
     input_ranges (tracked by interval arithmetic), so central differences are reliable anywhere
@@ -148,7 +151,9 @@ def recipes(draw, max_inputs=4, max_nodes=12, ops=None, smooth=False):
     steps, used = [], set()
     for _ in range(draw(st.integers(1, max_nodes))):
         n_slots = n_inputs + len(steps)
-        name, args, p = draw(_smooth_step(names, spans) if smooth else _step(names, n_slots))
+        step = _smooth_step(names, spans, exponents) if smooth else \
+            _step(names, n_slots, exponents)
+        name, args, p = draw(step)
         steps.append((name, args, p))
         used.update(a for a in args if isinstance(a, int))
         if smooth:
@@ -166,7 +171,7 @@ def recipes(draw, max_inputs=4, max_nodes=12, ops=None, smooth=False):
 
 
 @st.composite
-def _step(draw, names, n_slots):
+def _step(draw, names, n_slots, exponents):
     """One full-range step: any op, args from earlier slots, maybe one special constant."""
     name = draw(st.sampled_from(names))
     op = OPS[name]
@@ -175,12 +180,14 @@ def _step(draw, names, n_slots):
     position = draw(st.sampled_from([None, None] + _const_positions(name)))
     if position is not None:
         args[position] = ('const', draw(special_floats()))
-    p = draw(st.sampled_from(SPECIAL_EXPONENTS) | st.floats(-4.0, 4.0)) if op.param else None
+    if exponents is None:
+        exponents = st.sampled_from(SPECIAL_EXPONENTS) | st.floats(-4.0, 4.0)
+    p = draw(exponents) if op.param else None
     return name, tuple(args), p
 
 
 @st.composite
-def _smooth_step(draw, names, spans):
+def _smooth_step(draw, names, spans, exponents):
     """One smooth step: an op whose domain holds for some earlier slots (or constants)."""
     applicable = [name for name in names if _applies_to_some(name, spans)]
     if not applicable:  # possible only with a narrow `ops`, e.g. ops=['log'] on negative inputs
@@ -199,7 +206,10 @@ def _smooth_step(draw, names, spans):
     p = None
     if domain.param:
         lo, hi = domain.param
-        p = draw(st.sampled_from([e for e in EXPONENTS if lo <= e <= hi]) | st.floats(lo, hi))
+        if exponents is None:
+            exponents = st.sampled_from([e for e in EXPONENTS if lo <= e <= hi]) | \
+                st.floats(lo, hi)
+        p = draw(exponents)
     return name, args, p
 
 
