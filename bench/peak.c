@@ -1,0 +1,83 @@
+/* Floating-point peak of this machine, for bench/run.py: many independent multiply-add chains
+ * (no memory traffic), timed on 1..T threads.
+ *
+ *   cc -O3 -march=native -ffp-contract=fast -pthread peak.c -o peak   vector FMA (AVX2/AVX-512)
+ *   cc -O2 -ffp-contract=off -fno-tree-vectorize -DSCALAR -pthread peak.c -o peak_scalar
+ *                                     scalar mul then add, as the bit-equal default build runs
+ *
+ * Usage: peak THREADS [ITERATIONS]. Prints "threads T gflops G" (best of 5 runs); a flop is one
+ * multiply or one add, so an FMA counts 2.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define CHAINS 12
+#ifdef SCALAR
+typedef double vec;
+#define LANES 1
+#else
+#if defined(__AVX512F__)
+#define LANES 8
+#elif defined(__AVX__)
+#define LANES 4
+#else
+#define LANES 2
+#endif
+typedef double vec __attribute__((vector_size(8 * LANES)));
+#endif
+
+static long iterations = 20000000;
+static double sink[64];
+
+static void *kernel(void *arg) {
+  long id = (long)arg, i;
+  vec acc[CHAINS], m, c;
+  int k;
+  m = (vec){0} + 0.999999999;  /* a broadcast, for vectors and scalars alike */
+  c = (vec){0} + 1e-9;
+  for (k = 0; k < CHAINS; k++) acc[k] = (vec){0} + (double)(k + 1 + id);
+  for (i = 0; i < iterations; i++) {
+    /* written out, so that every chain stays in a register even at -O2 */
+#define CHAIN(k) acc[k] = acc[k] * m + c;
+    CHAIN(0) CHAIN(1) CHAIN(2) CHAIN(3) CHAIN(4) CHAIN(5)
+    CHAIN(6) CHAIN(7) CHAIN(8) CHAIN(9) CHAIN(10) CHAIN(11)
+    __asm__ volatile("" : "+x"(m));  /* keep m opaque so the loop is not folded */
+  }
+  double s = 0.0;
+  for (k = 0; k < CHAINS; k++) {
+#ifdef SCALAR
+    s += acc[k];
+#else
+    int l;
+    for (l = 0; l < LANES; l++) s += acc[k][l];
+#endif
+  }
+  sink[id] = s;
+  return NULL;
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+  int threads = argc > 1 ? atoi(argv[1]) : 1, run, t;
+  pthread_t tid[64];
+  double best = 0.0;
+  if (argc > 2) iterations = atol(argv[2]);
+  if (threads < 1 || threads > 64) return 2;
+  for (run = 0; run < 5; run++) {
+    double start = now(), seconds, gflops;
+    for (t = 0; t < threads; t++) pthread_create(&tid[t], NULL, kernel, (void *)(long)t);
+    for (t = 0; t < threads; t++) pthread_join(tid[t], NULL);
+    seconds = now() - start;
+    gflops = 2.0 * CHAINS * LANES * (double)iterations * threads / seconds / 1e9;
+    if (gflops > best) best = gflops;
+  }
+  printf("threads %d lanes %d gflops %.3f check %g\n", threads, LANES, best, sink[0]);
+  return 0;
+}
