@@ -16,7 +16,7 @@ import tracemalloc
 from math import inf, isnan, nan
 
 import pytest
-from hypothesis import given, note, settings, strategies as st
+from hypothesis import given, note, settings
 
 import replay
 from micrograd.engine import Value, topo_order

@@ -297,4 +297,3 @@ def test_rules_never_raise_on_special_combinations(name):
 def test_rules_never_raise_on_any_floats(name, case):
     xs, p = case.draw(oracle_args(name))
     assert_rule_is_total(name, xs, p)
-
