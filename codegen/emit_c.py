@@ -14,7 +14,7 @@ loss and its parameter gradients over a batch. Small programs become straight-li
 eventually crashes, so big programs become a table (opcode, argument slots) run by a loop.
 """
 from codegen import VERSION
-from codegen.ir import format as format_program
+from codegen.ir import check, format as format_program
 from codegen.passes import assign_slots
 
 STRAIGHT_LINE_LIMIT = 5000
@@ -51,6 +51,7 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
 
     lanes > 1 or threads > 1 opt into GNU C batch entry points (see emit_simd.py).
     """
+    check(program)  # names reach the source text: refuse any that are not safe
     if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params} but the program has {len(program.inputs)} inputs')
     if lanes not in (1, 2, 4, 8) or threads < 1:

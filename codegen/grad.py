@@ -18,8 +18,9 @@ def grad(program, wrt=None, of=0):
     if unknown:
         shown = ', '.join(repr(x)[:40] for x in unknown[:3])
         raise ValueError(f'cannot differentiate with respect to {shown}'
-                         f'{" and more" if len(unknown) > 3 else ""}: wrt takes input names of '
-                         f'{program.name} (e.g. {", ".join(program.inputs[:3])})')
+                         f'{" and more" if len(unknown) > 3 else ""}: not inputs of '
+                         f'{program.name} (wrt takes input names, e.g. '
+                         f'{", ".join(program.inputs[:3])})')
     taken = set(program.inputs) | {i.out for i in program.instrs}
     builder = Builder(prefix='t', taken=taken)
     builder.instrs = list(program.instrs)

@@ -15,6 +15,25 @@ from micrograd.ops import OPS, Op
 Atom = Union[str, float]  # a register name or an inline literal
 
 IDENTIFIER = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
+C_KEYWORDS = set('''auto break case char const continue default do double else enum extern float
+    for goto if inline int long register restrict return short signed sizeof static struct switch
+    typedef union unsigned void volatile while _Bool _Complex _Imaginary NULL INFINITY NAN'''.split())
+# Names the generated Python or C defines or imports (helpers, math functions, the ABI's loop
+# variables); the ABI's own names all start with mg_, which registers may not.
+GENERATED_NAMES = set('''math inf nan copysign floor fabs tanh exp log pow div sigmoid sign
+    params data out row i k n main malloc free'''.split())
+# Object-like macros of <math.h>, <stdlib.h> and GNU C that are not all capitals (those are
+# refused wholesale below: M_PI, HUGE_VAL, FP_NAN, EXIT_SUCCESS, ...).
+C_LOWERCASE_MACROS = {'linux', 'unix', 'i386', 'i686', 'math_errhandling', 'errno'}
+OUTPUT_NAME = re.compile(r'[A-Za-z0-9_./]{1,80}\Z')  # shown in comments of generated code
+
+
+def usable_name(name):
+    """True when `name` can be a register or function name in both generated languages."""
+    return (isinstance(name, str) and IDENTIFIER.match(name) is not None
+            and not keyword.iskeyword(name) and name not in C_KEYWORDS
+            and name not in GENERATED_NAMES and not name.startswith('mg_')
+            and name not in C_LOWERCASE_MACROS and not (len(name) > 1 and name.isupper()))
 
 
 class Instr(NamedTuple):
@@ -66,10 +85,16 @@ def check(program):
     """Raise ValueError unless every register is a valid name defined once before its use
     and every instruction has the arity and parameter its op requires."""
     defined = set()
+    if not usable_name(program.name):
+        raise ValueError(f'invalid program name {program.name!r:.60}: it must be an identifier '
+                         'that is no keyword or name of the generated code')
+    bad = [n for n in program.output_names if not isinstance(n, str) or not OUTPUT_NAME.match(n)]
+    if bad:
+        raise ValueError(f'invalid output name {bad[0]!r:.60}: letters, digits, _ . / only')
 
     def define(name):
-        if not isinstance(name, str) or not IDENTIFIER.match(name) or keyword.iskeyword(name):
-            raise ValueError(f'invalid register name {name!r}')
+        if not usable_name(name):
+            raise ValueError(f'invalid register name {name!r:.60}')
         if name in defined:
             raise ValueError(f'register {name} is defined twice')
         defined.add(name)

@@ -5,31 +5,28 @@ sums gradients in the engine's order. Labels are user text: they become register
 after sanitising (letters, digits, `_`), and never when they could clash with a keyword or a
 name the generated code uses.
 """
-import keyword
 import re
 
 from micrograd.engine import Value, topo_order
 from micrograd.ops import ADD, MUL, NEG, SUB, Node
 
-from codegen.ir import Instr, Program
+from codegen.ir import Instr, Program, usable_name
 
-C_KEYWORDS = set('''auto break case char const continue default do double else enum extern float
-    for goto if inline int long register restrict return short signed sizeof static struct switch
-    typedef union unsigned void volatile while _Bool _Complex _Imaginary NULL INFINITY NAN'''.split())
-# names the generated Python or C defines or imports (helpers, math functions, ABI arguments)
-GENERATED_NAMES = set('''math inf nan copysign floor fabs tanh exp log pow div sigmoid sign
-    params data out row i k n main'''.split())  # the ABI's own names all start with mg_
 TEMPORARY = re.compile(r'v[0-9]+\Z|g_')  # names the builder itself hands out
 
 
 def register_name(label, taken):
     """A safe, unique register name from a label, or None to fall back to a numbered one."""
     name = re.sub(r'[^A-Za-z0-9_]', '_', label)[:32]
-    if not re.match(r'[A-Za-z][A-Za-z0-9_]*\Z', name) or keyword.iskeyword(name) \
-            or name in C_KEYWORDS or name in GENERATED_NAMES or TEMPORARY.match(name) \
-            or name in taken or name.startswith('mg_'):
+    if not usable_name(name) or TEMPORARY.match(name) or name in taken:
         return None
     return name
+
+
+def output_name(label, i):
+    """A label made safe to show in a comment of generated code (else out<i>)."""
+    name = re.sub(r'[^A-Za-z0-9_.]', '_', label)[:40]
+    return name if name.strip('_.') else f'out{i}'
 
 
 class Sym(Node):
@@ -110,6 +107,9 @@ def trace(outputs, inputs, name='f'):
     Every other leaf becomes a literal (its current `.data`); interior nodes become
     instructions, one per node, in the engine's topological order.
     """
+    if not usable_name(name):
+        raise ValueError(f'invalid program name {name!r:.60}: the name of a C and Python function '
+                         'is needed (letters, digits, _; no keyword)')
     outputs = [outputs] if isinstance(outputs, Value) else list(outputs)
     inputs = list(inputs)
     _check_inputs(inputs)
@@ -131,7 +131,7 @@ def trace(outputs, inputs, name='f'):
         symbols[id(node)] = builder.emit_raw(node._rule, args, node._param, node.label)
     outs = tuple(_atom(symbols[id(v)]) for v in outputs)
     return Program(name, input_names, tuple(builder.instrs), outs,
-                   tuple(v.label or f'out{i}' for i, v in enumerate(outputs)))
+                   tuple(output_name(v.label, i) for i, v in enumerate(outputs)))
 
 
 def _atom(sym_or_float):

@@ -103,9 +103,11 @@ def draw_pictures(model, out):
     neuron = Neuron(2, activation='tanh')
     result = neuron(x)
     result.backward()
-    paths = [viz.draw_dot(result, format='svg').render(out / 'neuron', cleanup=True)]
+    paths = [viz.draw_dot(viz.readme_graph(), format='svg').render(out / 'readme',
+                                                                   cleanup=True),
+             viz.draw_dot(result, format='svg').render(out / 'neuron', cleanup=True)]
     score = model([Value(0.5, label='x0'), Value(0.25, label='x1')])
-    paths.append(viz.draw_dot(score, format='svg', collapse=True, max_nodes=5000)
+    paths.append(viz.draw_dot(score, format='svg', collapse=True)
                  .render(out / 'model_collapsed', cleanup=True))
     random.seed(1)
     small = MLP(2, [4, 4, 1])
