@@ -118,7 +118,7 @@ def test_table_driven_c_equals_the_engine(recipe, seed, private_cache, monkeypat
     # Above STRAIGHT_LINE_LIMIT instructions the C is a table run by a loop; force that form on
     # small graphs so every op and literal outputs (gradients 0.0, 1.0) go through it too.
     monkeypatch.setattr(build_module, 'to_c',
-                        functools.partial(emit_c_module.to_c, straight_line_limit=0))
+                        functools.partial(emit_c_module.to_c, straight_line_limit=-1))
     rows = many_rows(recipe, seed, n=60)
     program = traced(recipe)
     for what, p in (('unoptimized', program), ('optimized', codegen.optimize(program))):
