@@ -40,6 +40,15 @@ def grads(build, *xs):
 
 # ---- hand-checked expressions ----------------------------------------------------------------
 
+def micrograd_sanity_check(x):
+    """test_sanity_check of micrograd's test/test_engine.py, verbatim but for the return."""
+    z = 2 * x + 2 + x
+    q = z.relu() + z * x
+    h = (z * z).relu()
+    y = h + q + q * x
+    return y
+
+
 HAND_CHECKED = [
     # (expression, build, inputs, value, gradients): each worked out on paper
     ('a*b + a', lambda a, b: a * b + a, (2.0, -3.0), -4.0, [-2.0, 2.0]),
@@ -65,10 +74,9 @@ HAND_CHECKED = [
     ('abs(-3)', lambda x: abs(x), (-3.0,), 3.0, [-1.0]),
     ('step(2) has no gradient', lambda x: x.step() * x, (2.0,), 2.0, [1.0]),
     ('sum() of Values', lambda a, b: sum([a, b, a]), (1.0, 2.0), 4.0, [2.0, 1.0]),
-    # micrograd's test_sanity_check (its expected numbers come from PyTorch): z = 3x + 2 = -10,
-    # y = relu(z*z) + q + q*x with q = relu(z) + z*x = 40, so y = -20 and dy/dx = 46.
-    ('micrograd sanity check', lambda x: (lambda z: (lambda q: (z * z).relu() + q + q * x)(
-        z.relu() + z * x))(2 * x + 2 + x), (-4.0,), -20.0, [46.0]),
+    # micrograd's test_sanity_check: z = 3x + 2 = -10, q = relu(z) + z*x = 40, y = -20;
+    # dy/dx = 2z*3 (relu(z*z)) + (3x + z) (z*x in q) + (q + x*(3x + z)) (q*x) = 46
+    ('micrograd sanity check', micrograd_sanity_check, (-4.0,), -20.0, [46.0]),
 ]
 
 
@@ -174,19 +182,19 @@ def test_hand_written_backward_closure_is_used():
 
 
 def test_manual_backward_steps_as_in_the_lecture():
-    """The lecture seeds o.grad and calls each node's _backward() by hand, output first."""
-    x1, w1, b = Value(2.0), Value(-3.0), Value(6.8813735870195432)
-    n = x1 * w1 + b
+    """The lecture's neuron: seed o.grad, call each node's _backward() by hand, output first."""
+    x1, x2 = Value(2.0, label='x1'), Value(0.0, label='x2')
+    w1, w2 = Value(-3.0, label='w1'), Value(1.0, label='w2')
+    b = Value(6.8813735870195432, label='b')
+    x1w1, x2w2 = x1 * w1, x2 * w2
+    x1w1x2w2 = x1w1 + x2w2
+    n = x1w1x2w2 + b
     o = n.tanh()
     o.grad = 1.0
-    o._backward()
-    n._backward()
-    (x1 * w1)._backward()  # a fresh node has grad 0: nothing flows
-    assert n.grad == pytest.approx(1 - o.data ** 2)
-    assert b.grad == n.grad
-    assert x1.grad == 0.0 and w1.grad == 0.0
-    x1._backward()  # a leaf's _backward exists and does nothing
-    assert x1.grad == 0.0
+    for node in (o, n, b, x1w1x2w2, x2w2, x1w1):
+        node._backward()  # on a leaf (b) it exists and does nothing
+    assert o.data == pytest.approx(0.7071, abs=1e-4)
+    assert [x1.grad, w1.grad, x2.grad, w2.grad] == pytest.approx([-1.5, 1.0, 0.5, 0.0])
 
 
 # ---- random graphs ---------------------------------------------------------------------------
