@@ -169,11 +169,12 @@ def measure_builds(base_specs, cache, want_fast, workloads):
                         params0=base_specs[name]['params0'])
         say(f'  compile {name}{" fast" if fast else ""} (cold cache) ...')
         results[(name, fast, 'cold')] = run_child('peers_ours.py', spec, env=env)
+    hit = workloads[0]  # compiled just above, so the cache is warm for it
     for fast in ((False, True) if want_fast else (False,)):
-        spec = {'peer': 'build', 'fast': fast, 'model': 'mlp', 'sizes': base_specs['W1']['sizes'],
-                'params0': base_specs['W1']['params0']}
-        say(f'  cache hit W1{" fast" if fast else ""} (fresh process, warm cache) ...')
-        results[('W1', fast, 'hit')] = run_child('peers_ours.py', spec, env=env)
+        spec = {'peer': 'build', 'fast': fast, 'model': 'mlp', 'sizes': base_specs[hit]['sizes'],
+                'params0': base_specs[hit]['params0']}
+        say(f'  cache hit {hit}{" fast" if fast else ""} (fresh process, warm cache) ...')
+        results[(hit, fast, 'hit')] = run_child('peers_ours.py', spec, env=env)
     return results
 
 
@@ -242,8 +243,9 @@ def run_peer(peer, workload, spec, plan, micrograd_python, cache):
             a, b = median(result['times']), median(other['times'])
             if b < a:
                 result['times'] = other['times']
-            result['info'] = (f"{result.get('info', '')}; {'1 thread' if b < a else 'default threads'}"
-                              f" reported (default {fmt_time(a)}, 1 thread {fmt_time(b)})")
+            chosen = '1 thread' if b < a else 'default threads'
+            result['info'] = (f"{result.get('info', '')}; {chosen} reported (default "
+                              f"{fmt_time(a)}, 1 thread {fmt_time(b)})")
     if 'skipped' in result and hint:
         result['skipped'] = f'skipped (not installed: {hint})'
     if spec.get('note'):
@@ -256,13 +258,15 @@ def compare(result, reference):
     parameters (when both ran the whole trajectory)."""
     ours, ref = result['losses'], reference['losses']
     n = min(len(ours), len(ref))
-    loss_diff = max(abs(a - b) / max(abs(b), 1e-300) for a, b in zip(ours[:n], ref[:n]))
+    diffs = [abs(a - b) / max(abs(b), 1e-300) for a, b in zip(ours[:n], ref[:n])]
+    worst = max(range(n), key=diffs.__getitem__)
+    loss_diff = diffs[worst]
     param_diff = None
     if len(ours) == len(ref) and result.get('final_params'):
         scale = max(abs(v) for v in reference['final_params'])
         param_diff = max(abs(a - b) for a, b in zip(result['final_params'],
                                                     reference['final_params'])) / scale
-    return n, loss_diff, param_diff
+    return n, loss_diff, param_diff, worst
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -405,7 +409,7 @@ def main():
                 continue
             if not result.get('losses'):
                 continue
-            n, loss_diff, param_diff = compare(result, reference)
+            n, loss_diff, param_diff, worst = compare(result, reference)
             result['check'] = {'steps': n, 'loss_rel': loss_diff, 'param_rel': param_diff,
                                'reference': reference_name}
             bad = loss_diff > TOLERANCE or (param_diff is not None and param_diff > TOLERANCE)
@@ -414,15 +418,22 @@ def main():
                     f'{workload} {PEERS[peer][0]}: MISMATCH with {PEERS[reference_name][0]} '
                     f'over {n} steps: loss rel. diff {loss_diff:.3g}, final parameters '
                     f'{param_diff if param_diff is None else f"{param_diff:.3g}"} '
-                    f'(tolerance {TOLERANCE:g}); losses {result["losses"][n - 1]!r} vs '
-                    f'{reference["losses"][n - 1]!r}. This is a bug, not a result.')
+                    f'(tolerance {TOLERANCE:g}); worst at step {worst}: loss '
+                    f'{result["losses"][worst]!r} vs {reference["losses"][worst]!r}. '
+                    f'This is a bug, not a result.')
             if not result.get('reproducible', True):
                 notes.append(f'{workload} {peer}: repeated trajectories differ in the last bits')
 
     # ---- tables -------------------------------------------------------------------------
+    say('Columns: vs C = time / generated C default time (below 1 is faster than it); timed = '
+        'step timings in the median; setup = one-off cost in that process (Trainer() on a warm '
+        'cache, JIT compile, CasADi codegen + cc); last loss = loss of the last step run; '
+        'checked = steps compared with the reference trajectory, largest relative loss '
+        'difference / final-parameter difference.')
     for workload, peers_done in results.items():
         w = WORKLOADS[workload]
         base = peers_done.get('c', {}).get('median')
+        base_fast = peers_done.get('c-fast', {}).get('median')
         P = len(specs[workload]['params0'])
         say('')
         say(f"{workload}: MLP(2, {w['sizes']}), {P} parameters, batch {w['n']}; "
@@ -444,13 +455,15 @@ def main():
                     else 'MISMATCH')
                 rows.append([label, fmt_time(r['median']),
                              fmt_ratio(r['median'] / base) if base else '-',
+                             fmt_ratio(r['median'] / base_fast) if base_fast else '-',
                              f"{len(r['times'])}", fmt_time(r.get('setup_seconds')),
                              r['losses'][-1] and f"{r['losses'][-1]:.12f}", checked, status])
             else:
                 why = r.get('not_run') or r.get('skipped') or r.get('na') or \
                     'ERROR (see below)'
                 rows.append([label, why])
-        print_table(rows, ['peer', 'median/step', 'vs C', 'timed', 'setup', 'last loss',
+        print_table(rows, ['peer', 'median/step', 'vs C', 'vs C fast', 'timed', 'setup',
+                           'last loss',
                            'checked: steps, max rel. diff', ''])
         for peer in ORDER:
             info = peers_done.get(peer, {}).get('info')
@@ -484,10 +497,10 @@ def main():
     ratio_line('W1 micrograd 0.1.0 / generated Python', t('W1', 'micrograd'), t('W1', 'python'),
                '>= 50', 50.0)
     for workload in results:
-        for a, b in (('torch', 'c'), ('torch', 'c-fast'), ('engine', 'python'),
-                     ('engine', 'c'), ('casadi-mx', 'c')):
+        for a, b in (('engine', 'python'), ('torch', 'c'), ('torch', 'c-fast')):
             if t(workload, a) and t(workload, b):
-                say(f'  {workload} {PEERS[a][0]} / {PEERS[b][0]}: {t(workload, a) / t(workload, b):.3g}')
+                say(f'  {workload} {PEERS[a][0]} / {PEERS[b][0]}: '
+                    f'{t(workload, a) / t(workload, b):.3g}')
 
     # ---- build cost ---------------------------------------------------------------------
     if builds:
@@ -542,7 +555,8 @@ def main():
             + f"; scalar mul + add without FMA (the default build's instructions): "
             f"{peak['scalar1'] / 1e9:.1f} on 1 core")
         for workload, peers_done in results.items():
-            flops = peers_done.get('c', {}).get('flops') or peers_done.get('c-fast', {}).get('flops')
+            flops = (peers_done.get('c', {}).get('flops')
+                     or peers_done.get('c-fast', {}).get('flops'))
             if not flops:
                 continue
             say(f"  {workload}: {flops['per_step']:,} flops per step ({flops['per_row']:,} "
