@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import codegen
+from codegen import Instr, Program
 from codegen_support import (assert_same, build_c, build_module, emit_c_module, engine,
                              traced, use_private_cache)
 from micrograd.ops import OPS
@@ -173,3 +174,15 @@ def test_a_program_without_inputs_compiles_and_runs(private_cache):
     compiled = build_c(program)
     assert_same((math.tanh(0.0),), compiled())
     assert_same((0.0,), compiled.sum([], []))
+
+
+@pytest.mark.needs_cc
+@pytest.mark.parametrize('straight_line_limit', [emit_c_module.STRAIGHT_LINE_LIMIT, 0])
+def test_the_c_of_any_valid_program_is_warning_free_even_with_dead_code_and_unused_inputs(
+        straight_line_limit, private_cache, monkeypatch):
+    # trace and grad never leave dead code, but a hand-built Program or a custom pass list may.
+    monkeypatch.setattr(build_module, 'to_c', functools.partial(
+        emit_c_module.to_c, straight_line_limit=straight_line_limit))
+    program = codegen.check(Program('f', ('x', 'unused'), (
+        Instr('a', OPS['tanh'], ('x',)), Instr('dead', OPS['exp'], ('a',))), ('a', 1.0)))
+    assert build_c(program)(0.5, 2.0) == (math.tanh(0.5), 1.0)
