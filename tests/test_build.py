@@ -67,9 +67,12 @@ def test_an_unknown_backend_is_refused():
         codegen.build(neuron_program(), 'fortran')
 
 
-def test_more_parameters_than_inputs_is_refused():
-    with pytest.raises(ValueError, match='n_params=4'):
-        codegen.to_c(neuron_program(), n_params=4)
+@pytest.mark.parametrize('backend', ['python', pytest.param('c', marks=needs_cc)])
+@pytest.mark.parametrize('n_params', [4, -1])
+def test_a_parameter_count_outside_the_inputs_is_refused_when_building(backend, n_params,
+                                                                       private_cache):
+    with pytest.raises(ValueError, match=f'n_params={n_params}'):
+        codegen.build(neuron_program(), backend, n_params=n_params)
 
 
 def test_generated_python_shows_its_own_lines_in_tracebacks():

@@ -147,3 +147,13 @@ def test_a_table_op_whose_backward_was_replaced_by_hand_is_refused():
     y._backward = _backward
     with pytest.raises(ValueError, match='hand-written _backward'):
         codegen.trace(y, [x])
+
+
+@pytest.mark.parametrize('label', [None, 7, 3.5])
+def test_a_label_that_is_not_text_is_treated_as_text_or_ignored_not_a_crash(label):
+    # The engine accepts any label (viz formats it); tracing must not fail inside re.sub.
+    x = Value(1.0, label=label)
+    y = x.exp()
+    y.label = label
+    program = codegen.trace(y, [x])
+    assert codegen.check(program) and codegen.evaluate(program, [0.0]) == (1.0,)
