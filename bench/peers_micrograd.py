@@ -35,8 +35,15 @@ def clean_env():
 
 
 def ensure_venv(venv=VENV, log=print):
-    """Path of a python that imports micrograd 0.1.0, creating the venv if needed; raises
-    RuntimeError with the pip output if that fails (no network, say)."""
+    """Path of a python that imports micrograd 0.1.0, creating the venv if needed, with
+    bench/engine_step.py's helper (the same venv) when it is there; raises if that fails (no
+    network, say)."""
+    try:
+        from engine_step import VENV as shared, micrograd_python
+    except ImportError:
+        shared = None
+    if shared == venv:
+        return micrograd_python()
     python = venv_python(venv)
     if _has_micrograd(python):
         return python
