@@ -197,7 +197,7 @@ class Trainer:
             **update):
         """Epochs of mini-batch SGD. lr is a number or a function of the step index.
         shuffle: a random.Random (or seed) to reorder rows each epoch; metric(trainer, rows)
-        -> float, reported per epoch. Returns the list of per-step losses."""
+        -> float, reported per epoch under the function's name. Returns the list of per-step losses."""
         rows = [list(r) for r in rows]
         batch_size = batch_size or len(rows)
         rng = random.Random(shuffle) if isinstance(shuffle, int) else shuffle
@@ -215,7 +215,8 @@ class Trainer:
                 step += 1
             seconds = time.perf_counter() - start
             if verbose:
-                shown = f', metric {metric(self, rows):.4f}' if metric else ''
+                name = getattr(metric, '__name__', 'metric')
+                shown = f', {name} {metric(self, rows):.4f}' if metric else ''
                 print(f'epoch {epoch + 1}/{epochs}: loss {losses[-1]:.6f}{shown}, '
                       f'{len(rows) / seconds:,.0f} samples/s', file=sys.stdout)
         return losses

@@ -1,0 +1,51 @@
+"""The fast-path examples run as a new user runs them, and print what they promise."""
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+def run(script, *args, timeout=600):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / 'examples' / script), *args],
+                            capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.needs_cc
+def test_the_codegen_tour_shows_every_stage_and_all_four_evaluators_agree():
+    out = run('codegen_tour.py')
+    for stage in ('codegen.trace', 'codegen.grad', 'codegen.optimize', 'def neuron(',
+                  'void neuron_batch('):
+        assert stage in out
+    assert out.count('all agree') == 5 and 'MISMATCH' not in out
+    assert 'engine == interpreter == generated Python == generated C, bit for bit' in out
+
+
+@pytest.mark.needs_cc
+def test_the_demo_trains_three_ways_to_the_same_losses_and_writes_its_files(tmp_path):
+    out = run('demo.py', '--steps', '5', '--out', str(tmp_path))
+    assert out.split()[:3] == ['==', 'micrograd', 'README'] and '645.5773' in out
+    rows = {name: line for line in out.splitlines()
+            for name in ('engine', 'generated Python', 'generated C') if line.startswith(name)}
+    losses = {name: line.split()[-2] for name, line in rows.items()}
+    assert len(set(losses.values())) == 1, rows  # the same final loss, three ways
+    assert 'agree to 1e-9 at every step' in out
+    for name in ('readme.svg', 'neuron.svg', 'model_collapsed.svg', 'mlp_clustered.svg',
+                 'moons_sample.py', 'moons_sample.c', 'moons_sample.h'):
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
+@pytest.mark.needs_cc
+@pytest.mark.slow
+def test_the_digits_cnn_reaches_95_percent_test_accuracy():
+    pytest.importorskip('sklearn', reason='the digits data ships with scikit-learn')
+    out = run('digits_cnn.py')
+    accuracy = float(re.search(r'test accuracy: ([0-9.]+)%', out).group(1))
+    assert accuracy >= 95.0, out
