@@ -52,6 +52,8 @@ class Compiled:
     def __init__(self, program, source, backend, n_params=0, path=None):
         self.program, self.source, self.backend, self.path = program, source, backend, path
         self.n_in, self.n_out = len(program.inputs), len(program.outputs)
+        if not 0 <= n_params <= self.n_in:
+            raise ValueError(f'n_params={n_params}, but {program.name} has {self.n_in} inputs')
         self.n_params, self.n_data = n_params, self.n_in - n_params
         self._function = self._load_python() if backend == 'python' else self._load_c()
 

@@ -25,7 +25,7 @@ def register_name(label, taken):
 
 def output_name(label, i):
     """A label made safe to show in a comment of generated code (else out<i>)."""
-    name = re.sub(r'[^A-Za-z0-9_.]', '_', label)[:40]
+    name = re.sub(r'[^A-Za-z0-9_.]', '_', str(label or ''))[:40]
     return name if name.strip('_.') else f'out{i}'
 
 
@@ -62,7 +62,7 @@ class Builder:
         self.note = ''
 
     def fresh(self, label='', fallback=None):
-        name = register_name(label, self.taken) if label else None
+        name = register_name(str(label), self.taken) if label else None  # labels are any text
         if name is None and fallback is not None:
             name = self._unused(fallback)
         while name is None or name in self.taken:
