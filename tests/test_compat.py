@@ -53,8 +53,11 @@ def _engine_source_from_pypi():
             subprocess.run([sys.executable, '-m', 'pip', 'download', '--no-deps', '-q',
                             '--disable-pip-version-check', f'micrograd=={VERSION}', '-d', tmp],
                            check=True, capture_output=True, timeout=120)
-        except (subprocess.SubprocessError, OSError) as error:
-            raise OSError(f'pip download micrograd=={VERSION} failed: {error}') from error
+        except subprocess.CalledProcessError as error:
+            said = error.stderr.decode(errors='replace').strip().splitlines() or ['no output']
+            raise OSError(f'`pip download micrograd=={VERSION}` failed: {said[-1]}') from error
+        except (subprocess.SubprocessError, OSError) as error:  # no pip, or a timeout
+            raise OSError(f'`pip download micrograd=={VERSION}` failed: {error}') from error
         for archive in pathlib.Path(tmp).iterdir():
             if archive.suffix == '.whl':
                 with zipfile.ZipFile(archive) as wheel:
