@@ -208,7 +208,7 @@ def micrograd_python():
     python = venv_python()
     probe = 'import micrograd.engine as e, sys; sys.exit(hasattr(e, "topo_order"))'
     if os.path.exists(python) and subprocess.run(
-            [python, '-c', probe], cwd=HERE, env=clean_env()).returncode == 0:
+            [python, '-c', probe], cwd=HERE, env=clean_env(), capture_output=True).returncode == 0:
         return python
     print(f'creating {os.path.relpath(VENV)} with {REQUIREMENT} (first run only)...',
           file=sys.stderr)
