@@ -120,13 +120,17 @@ def test_table_driven_c_equals_the_engine(recipe, seed, private_cache, monkeypat
     # small graphs so every op and literal outputs (gradients 0.0, 1.0) go through it too.
     monkeypatch.setattr(build_module, 'to_c',
                         functools.partial(emit_c_module.to_c, straight_line_limit=-1))
-    rows = many_rows(recipe, seed, n=60)
+    rows = many_rows(recipe, seed, n=60)   # several blocks of rows, the last one partial
+    expected = [engine(recipe, xs) for xs in rows]
     program = traced(recipe)
     for what, p in (('unoptimized', program), ('optimized', codegen.optimize(program))):
         compiled = build_c(p)
         assert 'switch (f_OP[i])' in compiled.source
-        for xs, got in zip(rows, compiled.batch([], rows)):
-            assert_same(engine(recipe, xs), got, f'table-driven C ({what}) on {xs}\n{recipe}')
+        for xs, want, got in zip(rows, expected, compiled.batch([], rows)):
+            assert_same(want, got, f'table-driven C batch ({what}) on {xs}\n{recipe}')
+        for xs, want in list(zip(rows, expected))[:5]:
+            assert_same(want, compiled(*xs), f'table-driven C single call ({what}) on {xs}')
+        assert_same(ordered_sum(expected), compiled.sum([], rows), f'table-driven C sum ({what})')
 
 
 # ---- batches with shared parameters, and sums over rows ---------------------------------------

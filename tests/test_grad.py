@@ -109,6 +109,16 @@ def test_gradient_code_is_marked_with_what_it_differentiates():
     assert notes == ['grad of: v2 = tanh v1', 'grad of: v0 = mul w x']
 
 
+def test_every_block_of_gradient_code_keeps_its_note_when_its_first_instruction_is_dropped():
+    # powv's rule computes the base's partial first; that instruction is dead (the base is a
+    # literal), but the block that remains still says what it differentiates.
+    x = Value(0.5, label='x')
+    program = codegen.grad(codegen.trace((2.0 ** x).exp(), [x]))
+    notes = [i.note for i in program.instrs if i.note]
+    assert notes == ['grad of: v0 = powv 2.0 x']
+    assert codegen.optimize(program).instrs[2].note == 'grad of: v0 = powv 2.0 x'
+
+
 def test_only_gradients_that_are_asked_for_are_computed():
     w, x = Value(3.0, label='w'), Value(4.0, label='x')
     out = (w * w).exp() + x.tanh()
