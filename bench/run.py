@@ -201,7 +201,7 @@ def timing_plan(peer, workload, args):
             return {'steps': slow_steps, 'warmup': 0, 'skip': 1, 'budget': 0, 'max_repeats': 1}
         if args.slow:
             return {'steps': 1, 'warmup': 0, 'skip': 0, 'budget': 0, 'max_repeats': 1}
-        return 'not run: minutes per step on 2 cores (--slow runs 1 step)'
+        return 'not run: about 2 min per step on this machine (--slow runs 1 step)'
     if peer == 'micrograd':
         if workload == 'W1':
             return {'steps': slow_steps, 'warmup': 0, 'skip': 1, 'budget': 0, 'max_repeats': 1}
@@ -479,6 +479,8 @@ def main():
     targets = []
 
     def ratio_line(text, num, den, goal, minimum):
+        if text.split()[0] not in results:
+            return
         if num is None or den is None:
             say(f'  {text}: n/a')
             return
