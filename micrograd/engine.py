@@ -28,7 +28,9 @@ class Value(ops.Node):
         """Apply table row `op` to `args` (Values or numbers); return the new node."""
         args = tuple([a if isinstance(a, Value) else Value(a) for a in args])
         xs = [a.data for a in args]
-        out = Value(op.fwd(*xs) if p is None else op.fwd(*xs, p), args, symbol or op.symbol)
+        if symbol is None:  # pow's symbol '**{p}' shows its exponent, e.g. '**2'
+            symbol = op.symbol if p is None else op.symbol.format(p=f'{p:g}')
+        out = Value(op.fwd(*xs) if p is None else op.fwd(*xs, p), args, symbol)
         out._rule, out._param = op, p
         return out
 
@@ -103,7 +105,10 @@ class Value(ops.Node):
 
 def _as_float(data):
     if isinstance(data, numbers.Real) and not isinstance(data, bool):
-        return float(data)
+        try:
+            return float(data)
+        except OverflowError:
+            raise ValueError(f'Value({data!r:.40}): too large for a float (about 1.8e308 at most)')
     raise TypeError(f'Value needs a real number, got {type(data).__name__} {data!r:.60}')
 
 

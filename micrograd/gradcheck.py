@@ -10,9 +10,10 @@ def numerical_grad(f, xs, eps=1e-6):
     """d f / d x_i by central differences, evaluating f on plain Values."""
     grads = []
     for i in range(len(xs)):
-        up = [Value(x + (eps if j == i else 0.0)) for j, x in enumerate(xs)]
-        down = [Value(x - (eps if j == i else 0.0)) for j, x in enumerate(xs)]
-        grads.append((f(*up).data - f(*down).data) / (2 * eps))
+        h = eps * max(1.0, abs(xs[i]))  # relative step: an absolute one vanishes in rounding
+        up = [Value(x + (h if j == i else 0.0)) for j, x in enumerate(xs)]
+        down = [Value(x - (h if j == i else 0.0)) for j, x in enumerate(xs)]
+        grads.append((f(*up).data - f(*down).data) / (up[i].data - down[i].data))
     return grads
 
 
