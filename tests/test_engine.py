@@ -153,8 +153,6 @@ def test_op_strings_and_prev_set_match_micrograd():
     assert a._prev == set() and a._op == ''
 
 
-@pytest.mark.xfail(strict=True, reason="BUG in Value._record: a table row called directly on a "
-                   "Value (ops.POW(v, p=2.0)) records pow's symbol template '**{p}' unformatted")
 def test_op_string_of_a_table_row_called_on_a_value():
     assert OPS['pow'](Value(3.0), p=2.0)._op == (Value(3.0) ** 2)._op == '**2'
 

@@ -66,8 +66,6 @@ def test_numerical_grad_is_a_central_difference():
     assert grads[0] == pytest.approx(0.75 + 1e-6, rel=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG in gradcheck.numerical_grad: the step is 1e-6 '
-                   'absolute and the quotient divides by 2*eps, not by the step rounding left')
 def test_large_inputs_do_not_raise_false_alarms():
     # At 1e8 a float step of 1e-6 rounds to a multiple of ulp(1e8) = 1.5e-8, so dividing by
     # 2e-6 is off by ~1%: gradcheck then reports 2.98 for the slope 3 of a linear function.
