@@ -143,19 +143,23 @@ def ordered_sum(rows_of_outputs):
     return tuple(total)
 
 
-@pytest.mark.parametrize('backend', ['python', pytest.param('c', marks=pytest.mark.needs_cc)])
+@pytest.mark.parametrize('backend', ['python', pytest.param('c', marks=pytest.mark.needs_cc),
+                                     pytest.param('c-table', marks=pytest.mark.needs_cc)])
 @settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(recipe=recipes(max_inputs=3), data=st.data())
 def test_parameters_are_shared_by_all_rows_and_sum_adds_rows_in_order(backend, recipe, data,
-                                                                      private_cache):
+                                                                      private_cache, monkeypatch):
+    if backend == 'c-table':
+        monkeypatch.setattr(build_module, 'to_c',
+                            functools.partial(emit_c_module.to_c, straight_line_limit=-1))
     n_params = data.draw(st.integers(0, recipe.n_inputs), label='n_params')
     params = data.draw(st.tuples(*[st.sampled_from(ROW_VALUES)] * n_params), label='params')
     rows = data.draw(st.lists(st.tuples(*[st.sampled_from(ROW_VALUES)] *
                                         (recipe.n_inputs - n_params)), min_size=1, max_size=20),
                      label='rows')
     program = codegen.optimize(traced(recipe))
-    compiled = build_c(program, n_params=n_params) if backend == 'c' else \
-        codegen.build(program, 'python', n_params=n_params)
+    compiled = codegen.build(program, 'python', n_params=n_params) if backend == 'python' \
+        else build_c(program, n_params=n_params)
     expected = [engine(recipe, params + row) for row in rows]
     for row, want, got in zip(rows, expected, compiled.batch(params, rows)):
         assert_same(want, got, f'{backend} batch, params {params}, row {row}\n{recipe}')
