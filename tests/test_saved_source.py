@@ -127,3 +127,10 @@ def test_save_writes_only_python_or_c(tmp_path):
     program, _ = program_and_engine()
     with pytest.raises(ValueError, match='.py or .c'):
         codegen.save(program, str(tmp_path / 'model.js'))
+
+
+@pytest.mark.parametrize('suffix', ['.py', '.c'])
+def test_save_accepts_a_pathlib_path(suffix, tmp_path):
+    program, _ = program_and_engine()
+    codegen.save(program, tmp_path / f'model{suffix}')
+    assert (tmp_path / f'model{suffix}').read_text().startswith(('# Generated', '/* Generated'))
