@@ -68,6 +68,7 @@ def test_folding_an_output_makes_the_output_a_literal():
 
 @pytest.mark.parametrize('build', [
     lambda x: x * 1.0, lambda x: 1.0 * x, lambda x: x / 1.0, lambda x: x - 0.0, lambda x: -(-x),
+    lambda x: x + (-0.0), lambda x: -0.0 + x,   # exact even for x = -0.0 (unlike x + 0.0)
 ])
 def test_simplify_removes_exact_identities(build):
     x = Value(1.0, label='x')
