@@ -11,6 +11,7 @@ import json
 import linecache
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -220,6 +221,27 @@ def compile_cached(source, compiler, flags, key):
         if os.path.exists(temporary):
             os.unlink(temporary)
     return library
+
+
+def cached_library(recipe, flags=DEFAULT_FLAGS, cc=None):
+    """The library remembered for `recipe` (text that determines a source, e.g. traced
+    programs and options), so callers can skip generating the source; None if there is none."""
+    try:
+        with open(_recipe_path(recipe, flags, cc)) as file:
+            key = file.read().strip()
+    except OSError:
+        return None
+    library = os.path.join(cache_dir(), key + '.so')
+    return library if re.fullmatch(r'[0-9a-f]{32}', key) and os.path.exists(library) else None
+
+
+def remember_library(recipe, flags, cc, library):
+    """Note that `library` (in the cache) is what `recipe` compiles to."""
+    _write_atomically(_recipe_path(recipe, flags, cc), os.path.basename(library)[:-len('.so')])
+
+
+def _recipe_path(recipe, flags, cc):
+    return os.path.join(cache_dir(), cache_key(recipe, find_compiler(cc), flags) + '.recipe')
 
 
 def _write_atomically(path, text):

@@ -11,6 +11,7 @@ scaled by 1/n). The gradients differ from the engine's in the last bits, because
 scales each row's gradient by 1/n before summing rows (in reverse order) and C sums first.
 """
 import ctypes
+import functools
 import random
 import sys
 import time
@@ -19,8 +20,10 @@ from micrograd.engine import Value
 
 from micrograd.optim import SGD, clip_grad_norm, clip_grad_value
 
-from codegen.build import DEFAULT_FLAGS, build, compile_source
+from codegen.build import (DEFAULT_FLAGS, build, cached_library, compile_source,
+                           remember_library)
 from codegen.emit_c import to_c
+from codegen.ir import format as format_program
 from codegen.grad import grad
 from codegen.lower import trace
 from codegen.passes import optimize
@@ -92,34 +95,58 @@ class Trainer:
         targets = [Value(0.0, label=f'y{i}') for i in range(n_targets)]
         self.n_targets, self.row_size = n_targets, n_features + n_targets
         loss = sample_loss(model, features, targets[0] if n_targets == 1 else targets)
-        self.sample = _gradient_program(trace(loss, self.parameters + features + targets,
-                                              'sample'), self.n_params)
+        self.traced_sample = trace(loss, self.parameters + features + targets, 'sample')
         extra = batch_loss(self.parameters) if batch_loss else Value(0.0)
-        self.extra = _gradient_program(trace(extra, self.parameters, 'extra_term'),
-                                       self.n_params)
+        self.traced_extra = trace(extra, self.parameters, 'extra_term')
         score = model(features)
-        scores = score if isinstance(score, list) else [score]
-        self.predictor = optimize(trace(scores, self.parameters + features, 'predict'))
-        self.backend, self.has_extra = backend, batch_loss is not None
+        self.traced_predictor = trace(score if isinstance(score, list) else [score],
+                                      self.parameters + features, 'predict')
+        self.backend, self.has_extra, self.cc = backend, batch_loss is not None, cc
+        self.params = [p.data for p in self.parameters]
         if backend == 'python':
             self._python_functions()
             return
         if backend != 'c':
             raise ValueError(f"backend must be 'c' or 'python', not {backend!r}")
         self.lanes, self.threads = (FAST_LANES, FAST_THREADS) if fast else (1, 1)
-        self.source = self._source(batch_loss is not None)
-        self.path = compile_source(self.source, flags or (FAST_FLAGS if fast else DEFAULT_FLAGS),
-                                   cc)
+        self.flags = flags or (FAST_FLAGS if fast else DEFAULT_FLAGS)
+        self.path = self._library()
         self._bind(ctypes.CDLL(self.path))
-        self.params = (ctypes.c_double * max(self.n_params, 1))(
-            *[p.data for p in self.parameters])
+        self.params = (ctypes.c_double * max(self.n_params, 1))(*self.params)
         self.velocity = (ctypes.c_double * max(self.n_params, 1))()
+
+    # The programs are derived on first use: a cache hit needs only the traced ones.
+    @functools.cached_property
+    def sample(self):
+        """Per-sample loss and its gradient with respect to the parameters, optimised."""
+        return _gradient_program(self.traced_sample, self.n_params)
+
+    @functools.cached_property
+    def extra(self):
+        """The batch-level term and its gradient, optimised."""
+        return _gradient_program(self.traced_extra, self.n_params)
+
+    @functools.cached_property
+    def predictor(self):
+        return optimize(self.traced_predictor)
+
+    def _library(self):
+        """The compiled training step: found through the traced programs when it was built
+        before (no gradient, optimisation or emission then), else generated and compiled."""
+        recipe = '\n'.join([format_program(self.traced_sample), format_program(self.traced_extra),
+                            repr((self.n_params, self.has_extra, self.lanes, self.threads)),
+                            STEP_C])
+        path = cached_library(recipe, self.flags, self.cc)
+        if path is None:
+            self.source = self._source(self.has_extra)
+            path = compile_source(self.source, self.flags, self.cc)
+            remember_library(recipe, self.flags, self.cc, path)
+        return path
 
     def _python_functions(self):
         """The generated Python for the three programs; the update reuses micrograd.optim."""
         self.sample_fn = build(self.sample, 'python', self.n_params)
         self.extra_fn = build(self.extra, 'python')
-        self.predict_fn = build(self.predictor, 'python', self.n_params)
         self.optimizer = SGD(self.parameters, lr=0.0)
 
     def _python_step(self, rows, lr, momentum, weight_decay, clip_value, clip_norm):
@@ -142,8 +169,7 @@ class Trainer:
 
     def _source(self, has_extra):
         parts = [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads),
-                 to_c(self.extra),
-                 to_c(self.predictor, self.n_params)]
+                 to_c(self.extra)]
         defines = f'#define P {self.n_params}\n#define HAS_EXTRA {int(has_extra)}\n'
         return '\n'.join(parts) + defines + STEP_C
 
@@ -153,9 +179,13 @@ class Trainer:
         self._step.argtypes = [double_p, double_p, double_p, ctypes.c_long, double_p,
                                ctypes.POINTER(ctypes.c_int)]
         self._step.restype = ctypes.c_double
-        self._predict = library.predict_batch
-        self._predict.argtypes = [double_p, double_p, double_p, ctypes.c_long]
-        self._predict.restype = None
+
+    @functools.cached_property
+    def predict_fn(self):
+        """The forward pass alone, built when first asked for (training does not need it)."""
+        if self.backend == 'python':
+            return build(self.predictor, 'python', self.n_params)
+        return build(self.predictor, 'c', self.n_params, DEFAULT_FLAGS, self.cc)
 
     def rows(self, rows):
         """Rows (features..., target) as one C array, to pass to `step` many times."""
@@ -184,14 +214,11 @@ class Trainer:
 
     def predict(self, features):
         """Model outputs for each row of features, computed with the current parameters."""
-        if self.backend == 'python':
-            params = [p.data for p in self.parameters]
-            return self.predict_fn.batch(params, [_checked(r, self.n_features) for r in features])
-        flat = [float(v) for row in features for v in _checked(row, self.n_features)]
-        n, k = len(flat) // max(self.n_features, 1), len(self.predictor.outputs)
-        out = (ctypes.c_double * max(n * k, 1))()
-        self._predict(self.params, (ctypes.c_double * max(len(flat), 1))(*flat), out, n)
-        return [tuple(out[i * k:(i + 1) * k]) for i in range(n)]
+        rows = [_checked(r, self.n_features) for r in features]
+        return self.predict_fn.batch(list(self._current_parameters()), rows)
+
+    def _current_parameters(self):
+        return [p.data for p in self.parameters] if self.backend == 'python' else self.params
 
     def fit(self, rows, epochs, lr, batch_size=None, shuffle=None, metric=None, verbose=True,
             **update):
