@@ -150,9 +150,52 @@ def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
 
 def compile_source(source, flags=DEFAULT_FLAGS, cc=None):
     """Path of a shared library built from C `source`, from the private cache when it is
-    there (no compiler run), else compiled into it."""
+    there (no compiler run), else compiled into it. A list of sources is several translation
+    units, compiled in parallel (one compiler process each) and linked into one library."""
     compiler = find_compiler(cc)
-    return compile_cached(source, compiler, flags, cache_key(source, compiler, flags))
+    if isinstance(source, str) or len(source) == 1:
+        source = source if isinstance(source, str) else source[0]
+        return compile_cached(source, compiler, flags, cache_key(source, compiler, flags))
+    key = cache_key('\f'.join(source), compiler, flags)
+    library = os.path.join(cache_dir(), key + '.so')
+    return library if os.path.exists(library) else _compile_units(source, compiler, flags, key)
+
+
+def _compile_units(sources, compiler, flags, key):
+    root = cache_dir()
+    paths = [os.path.join(root, f'{key}-{i}.c') for i in range(len(sources))]
+    for path, text in zip(paths, sources):
+        _write_atomically(path, text)
+    objects = [path[:-2] + f'.{os.getpid()}.o' for path in paths]
+    jobs = [subprocess.Popen([compiler, *flags, '-c', '-o', obj, path], stderr=subprocess.PIPE,
+                             text=True) for path, obj in zip(paths, objects)]
+    try:
+        for job, path in zip(jobs, paths):
+            _, errors = job.communicate()
+            if job.returncode != 0:
+                raise CompileError(f'{compiler} failed (exit {job.returncode}) on {path}:\n'
+                                   f'{errors.strip()}')
+        return _link(objects, compiler, flags, key)
+    finally:
+        for obj in objects:
+            if os.path.exists(obj):
+                os.unlink(obj)
+
+
+def _link(objects, compiler, flags, key):
+    library = os.path.join(cache_dir(), key + '.so')
+    handle, temporary = tempfile.mkstemp(dir=cache_dir(), prefix=key, suffix='.so.tmp')
+    os.close(handle)
+    try:
+        result = subprocess.run([compiler, *flags, '-o', temporary, *objects, '-lm'],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CompileError(f'{compiler} could not link {objects}:\n{result.stderr.strip()}')
+        os.replace(temporary, library)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return library
 
 
 def find_compiler(cc=None):

@@ -168,10 +168,13 @@ class Trainer:
         return loss
 
     def _source(self, has_extra):
-        parts = [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads),
-                 to_c(self.extra)]
-        defines = f'#define P {self.n_params}\n#define HAS_EXTRA {int(has_extra)}\n'
-        return '\n'.join(parts) + defines + STEP_C
+        """Two translation units, compiled in parallel: the per-sample program, and the
+        batch-level term with the step that calls both."""
+        declarations = ('void sample_sum(const double *params, const double *data, double *sum,'
+                        ' long n);\n'
+                        f'#define P {self.n_params}\n#define HAS_EXTRA {int(has_extra)}\n')
+        return [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads),
+                to_c(self.extra) + declarations + STEP_C]
 
     def _bind(self, library):
         double_p = ctypes.POINTER(ctypes.c_double)
