@@ -4,6 +4,7 @@ Exact means: for every input, including inf and nan, the optimised program compu
 values (the sign of a zero aside). So there is no `x * 0 -> 0` (inf * 0 is nan) and no
 `x - x -> 0` (nan - nan is nan). `optimize` runs the list to a fixed point.
 """
+import math
 from dataclasses import replace
 
 from micrograd.ops import ADD, DIV, MUL, NEG, SUB
@@ -33,15 +34,23 @@ def fold(program):
     return _rebuild(program, kept, alias)
 
 
+def _is(atom, literal):
+    """`atom` is the float `literal`, sign of zero included."""
+    return isinstance(atom, float) and atom == literal and \
+        math.copysign(1.0, atom) == math.copysign(1.0, literal)
+
+
 def _identity(instr):
-    """The argument this instruction merely copies, or None. Only exact rewrites:
-    x*1, 1*x, x/1, x-0, x+(-0.0), -(-x) (the last handled by `simplify`)."""
-    a = instr.args
-    if instr.op is MUL and a[1] == 1.0 and isinstance(a[1], float):
-        return a[0]
-    if instr.op is MUL and a[0] == 1.0 and isinstance(a[0], float):
-        return a[1]
-    if instr.op in (DIV, SUB) and isinstance(a[1], float) and a[1] == (1.0 if instr.op is DIV else 0.0):
+    """The argument this instruction merely copies, or None. Only rewrites exact for every
+    input: x*1, 1*x, x/1, x-0, x+(-0), (-0)+x; -(-x) is handled by `simplify`."""
+    op, a = instr.op, instr.args
+    if op is MUL or op is ADD:
+        unit = 1.0 if op is MUL else -0.0  # x + (+0.0) would turn -0.0 into +0.0
+        if _is(a[1], unit):
+            return a[0]
+        if _is(a[0], unit):
+            return a[1]
+    if (op is DIV and _is(a[1], 1.0)) or (op is SUB and _is(a[1], 0.0)):
         return a[0]
     return None
 
