@@ -1,4 +1,4 @@
-"""codegen.build / jit: a callable from a Program, with a private compiler cache and clear errors."""
+"""codegen.build / jit: a callable from a Program; a private compiler cache; clear errors."""
 import os
 import stat
 import subprocess
@@ -42,7 +42,8 @@ def engine_neuron(w, x, b):
 
 @pytest.mark.parametrize('backend', ['python', pytest.param('c', marks=needs_cc)])
 def test_a_built_program_returns_the_value_and_gradients_as_a_tuple(backend, private_cache):
-    f = codegen.build(neuron_program(), backend, **({'flags': STRICT_FLAGS} if backend == 'c' else {}))
+    options = {'flags': STRICT_FLAGS} if backend == 'c' else {}
+    f = codegen.build(neuron_program(), backend, **options)
     assert f(0.5, 2.0, -1.0) == engine_neuron(0.5, 2.0, -1.0)
     assert f.backend == backend and f.program == neuron_program()
 
@@ -197,7 +198,7 @@ def test_parallel_builds_of_one_program_share_the_cache_safely(tmp_path):
 
 @pytest.mark.parametrize('setting', ['CC', 'PATH'])
 def test_a_missing_compiler_says_to_use_the_python_backend(setting, tmp_path, monkeypatch,
-                                                         private_cache):
+                                                           private_cache):
     if setting == 'CC':
         monkeypatch.setenv('CC', str(tmp_path / 'nonexistent'))
     else:
@@ -216,7 +217,7 @@ def test_a_missing_compiler_says_to_use_the_python_backend(setting, tmp_path, mo
     ('-fno-such-option-anywhere', 'no-such-option-anywhere'),
 ])
 def test_a_compile_error_shows_the_compilers_message_and_the_source_path(bad_flag, message,
-                                                                          private_cache):
+                                                                         private_cache):
     with pytest.raises(codegen.CompileError) as raised:
         build_c(neuron_program(), flags=STRICT_FLAGS + (bad_flag,))
     text = str(raised.value)

@@ -79,4 +79,3 @@ def test_the_golden_c_compiles_without_warnings(name, tmp_path, monkeypatch):
     use_private_cache(tmp_path, monkeypatch)
     program, n_params = GRAPHS[name]()
     codegen.build(program, 'c', n_params=n_params, flags=STRICT_FLAGS)
-

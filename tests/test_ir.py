@@ -42,7 +42,8 @@ def test_the_listing_shows_gradient_notes_literals_and_parameters():
 
 
 def test_literal_outputs_and_special_literals_print_as_python_floats():
-    program = Program('f', ('x',), (Instr('y', MUL, ('x', float('-inf'))),), ('y', float('nan'), -0.0))
+    program = Program('f', ('x',), (Instr('y', MUL, ('x', float('-inf'))),),
+                      ('y', float('nan'), -0.0))
     assert codegen.format(program).splitlines()[1:] == [
         '  let y = mul x -inf', '  in ( y, nan, -0.0 ) }']
 

@@ -121,7 +121,7 @@ def compile_with_plain_cc(source, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-# ---- the cases found so far, kept as plain regression tests ----------------------------------------
+# ---- the cases found so far, kept as plain regression tests -----------------------------------
 
 def test_an_output_label_with_a_newline_cannot_inject_python():
     x = Value(0.5, label='x')
@@ -145,8 +145,8 @@ def test_an_output_label_that_is_not_printable_ascii_still_gives_loadable_python
 
 @pytest.mark.needs_cc
 @pytest.mark.parametrize('label', sorted(C_MACROS | GENERATED))
-def test_labels_that_are_c_library_or_compiler_macros_do_not_become_c_variables(label, tmp_path,
-                                                                               monkeypatch):
+def test_labels_that_are_c_library_or_compiler_macros_do_not_become_c_variables(
+        label, tmp_path, monkeypatch):
     use_private_cache(tmp_path, monkeypatch)
     x = Value(0.5, label=label)
     y = (x * 2.0).exp()
