@@ -312,6 +312,7 @@ def jit(outputs, inputs, wrt=None, backend='c', optimize=True, n_params=0, name=
 
 def save(program, path, n_params=0):
     """Write standalone source for `program`: `.py` for Python, `.c` (+ `.h`) for C."""
+    path = os.fspath(path)
     if path.endswith('.py'):
         _write_atomically(path, to_python(program))
     elif path.endswith('.c'):
