@@ -227,15 +227,21 @@ void {name}(const double *in, double *out) {{
 '''
 
 
-def _batch_and_sum(program, n_params):
-    name, n_out = program.name, len(program.outputs)
-    n_data = len(program.inputs) - n_params
+def row_by_row_batch(program, n_params):
+    """`NAME_batch`: each data row through `NAME_row`."""
+    name, n_out, n_data = program.name, len(program.outputs), len(program.inputs) - n_params
     return f'''
 void {name}_batch(const double *params, const double *data, double *out, long n) {{
   long i;
   for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
 }}
+'''
 
+
+def _batch_and_sum(program, n_params):
+    name, n_out = program.name, len(program.outputs)
+    n_data = len(program.inputs) - n_params
+    return row_by_row_batch(program, n_params) + f'''
 void {name}_sum(const double *params, const double *data, double *sum, long n) {{
   double row[{max(n_out, 1)}];
   long i, k;

@@ -9,7 +9,7 @@ in order, then threads' partial sums in order, so the result is still the same o
 This is GNU C (vector extensions, OpenMP when compiled with -fopenmp), not ISO C99: the
 default build (`emit_c` alone) stays portable and bit-equal to the engine.
 """
-from codegen.emit_c import literal
+from codegen.emit_c import literal, row_by_row_batch
 
 NATIVE = {'add', 'sub', 'mul', 'div', 'neg'}  # C templates that are valid on GCC vectors
 
@@ -74,12 +74,7 @@ def batch_and_sum(program, n_params, lanes, threads):
 #endif
 #define MG_THREADS {threads}
 #define MG_MIN_ROWS_PER_THREAD 64
-
-void {name}_batch(const double *params, const double *data, double *out, long n) {{
-  long i;
-  for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
-}}
-
+{row_by_row_batch(program, n_params)}
 /* Rows [begin, end) added up: lane by lane, then the lanes, then the leftover rows. */
 static void {name}_sum_range(const double *params, const double *data, double *sum,
                              long begin, long end) {{
