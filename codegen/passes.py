@@ -90,14 +90,22 @@ def cse(program):
 
 
 def dce(program):
-    """Dead code: keep only instructions an output depends on."""
+    """Dead code: keep only instructions an output depends on. The note of a dropped
+    instruction (`grad of: ...`, on the first of a block) moves to the next one kept."""
     live = {a for a in program.outputs if isinstance(a, str)}
-    kept = []
-    for instr in reversed(program.instrs):
+    needed = set()
+    for k in range(len(program.instrs) - 1, -1, -1):
+        instr = program.instrs[k]
         if instr.out in live:
-            kept.append(instr)
+            needed.add(k)
             live.update(a for a in instr.args if isinstance(a, str))
-    return replace(program, instrs=tuple(reversed(kept)))
+    kept, note = [], ''
+    for k, instr in enumerate(program.instrs):
+        note = instr.note or note
+        if k in needed:
+            kept.append(instr if instr.note == note else instr._replace(note=note))
+            note = ''
+    return replace(program, instrs=tuple(kept))
 
 
 PASSES = (fold, simplify, cse, dce)
