@@ -17,7 +17,22 @@ def _read(alias, args):
 
 def _rebuild(program, instrs, alias):
     """`program` with new instructions and its outputs read through `alias`."""
-    return replace(program, instrs=tuple(instrs), outputs=_read(alias, program.outputs))
+    return replace(program, instrs=_carry_notes(program.instrs, instrs),
+                   outputs=_read(alias, program.outputs))
+
+
+def _carry_notes(original, kept):
+    """The note of a dropped instruction (`grad of: ...`, heading a block) moves to the next
+    kept one, unless that one heads a block of its own."""
+    kept_outs = {instr.out for instr in kept}
+    moved, note = {}, ''
+    for instr in original:
+        note = instr.note or note
+        if instr.out in kept_outs:
+            if note != instr.note:
+                moved[instr.out] = note
+            note = ''
+    return tuple(i._replace(note=moved[i.out]) if i.out in moved else i for i in kept)
 
 
 def fold(program):
@@ -90,22 +105,14 @@ def cse(program):
 
 
 def dce(program):
-    """Dead code: keep only instructions an output depends on. The note of a dropped
-    instruction (`grad of: ...`, on the first of a block) moves to the next one kept."""
+    """Dead code: keep only instructions an output depends on (notes move as in _rebuild)."""
     live = {a for a in program.outputs if isinstance(a, str)}
-    needed = set()
-    for k in range(len(program.instrs) - 1, -1, -1):
-        instr = program.instrs[k]
+    kept = []
+    for instr in reversed(program.instrs):
         if instr.out in live:
-            needed.add(k)
+            kept.append(instr)
             live.update(a for a in instr.args if isinstance(a, str))
-    kept, note = [], ''
-    for k, instr in enumerate(program.instrs):
-        note = instr.note or note
-        if k in needed:
-            kept.append(instr if instr.note == note else instr._replace(note=note))
-            note = ''
-    return replace(program, instrs=tuple(kept))
+    return replace(program, instrs=_carry_notes(program.instrs, kept[::-1]))
 
 
 PASSES = (fold, simplify, cse, dce)

@@ -11,7 +11,7 @@ from codegen import Instr, Program
 from codegen.passes import cse, dce, fold, simplify
 from codegen_support import assert_same, traced
 from micrograd import Value
-from micrograd.ops import EXP, NEG, TANH
+from micrograd.ops import EXP, MUL, NEG, TANH
 from strategies import SPECIALS, inputs, recipes
 
 PASSES = {'fold': fold, 'simplify': simplify, 'cse': cse, 'dce': dce,
@@ -129,3 +129,17 @@ def test_optimize_keeps_the_sum_of_two_terms_exact_on_every_pair_of_specials():
     optimized = codegen.optimize(program)
     for xs in itertools.product(SPECIALS, repeat=2):
         assert_same(codegen.evaluate(program, xs), codegen.evaluate(optimized, xs), str(xs))
+
+
+@pytest.mark.parametrize('run, dropped', [
+    (simplify, Instr('v0', MUL, ('x', 1.0), note='grad of: block')),
+    (cse, Instr('v0', TANH, ('x',), note='grad of: block')),
+    (fold, Instr('v0', TANH, (0.5,), note='grad of: block')),
+    (dce, Instr('v0', EXP, ('x',), note='grad of: block'))])
+def test_a_dropped_instruction_hands_its_note_to_the_next_one(run, dropped):
+    # The first instruction of a gradient block carries its '# grad of:' comment.
+    program = Program('f', ('x',), (Instr('t', TANH, ('x',)), dropped,
+                                     Instr('v1', MUL, ('t', 'x'))), ('v1',))
+    after = run(program)
+    assert 'v0' not in [i.out for i in after.instrs]
+    assert [i.note for i in after.instrs if i.out == 'v1'] == ['grad of: block']
