@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 
 from codegen import VERSION
 from codegen.emit_c import to_c
@@ -124,10 +125,13 @@ class Compiled:
         self._library, self._in, self._out = library, (ctypes.c_double * max(self.n_in, 1))(), \
             (ctypes.c_double * self.n_out)()
 
+        lock = threading.Lock()  # the argument buffers are reused, so one call at a time
+
         def call(*inputs):
-            self._in[:self.n_in] = inputs
-            one(self._in, self._out)
-            return tuple(self._out)
+            with lock:
+                self._in[:self.n_in] = inputs
+                one(self._in, self._out)
+                return tuple(self._out)
         return call
 
 

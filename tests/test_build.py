@@ -225,3 +225,24 @@ def test_a_compile_error_shows_the_compilers_message_and_the_source_path(bad_fla
     assert len(c_files) == 1 and os.path.join(private_cache, c_files[0]) in text
     assert message in text.split('\n', 1)[1]  # below the first line: the compiler's own words
     assert not [name for name in os.listdir(private_cache) if name.endswith(('.tmp', '.so'))]
+
+
+@pytest.mark.needs_cc
+def test_a_compiled_function_gives_each_thread_its_own_answer(private_cache):
+    # The C callable reuses its argument buffers; calls from several threads must not mix.
+    import threading
+    x = Value(0.0, label='x')
+    square = codegen.jit(x * x + 1.0, [x], wrt=())
+    wrong = []
+
+    def work(k):
+        for i in range(3000):
+            n = float(k * 100000 + i)
+            if square(n) != (n * n + 1.0,):
+                wrong.append((n, square(n)))
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
