@@ -91,16 +91,8 @@ class Trainer:
         self.model, self.mean = model, reduction == 'mean'
         self.parameters = list(model.parameters())
         self.n_params, self.n_features = len(self.parameters), n_features
-        features = [Value(0.0, label=f'x{i}') for i in range(n_features)]
-        targets = [Value(0.0, label=f'y{i}') for i in range(n_targets)]
         self.n_targets, self.row_size = n_targets, n_features + n_targets
-        loss = sample_loss(model, features, targets[0] if n_targets == 1 else targets)
-        self.traced_sample = trace(loss, self.parameters + features + targets, 'sample')
-        extra = batch_loss(self.parameters) if batch_loss else Value(0.0)
-        self.traced_extra = trace(extra, self.parameters, 'extra_term')
-        score = model(features)
-        self.traced_predictor = trace(score if isinstance(score, list) else [score],
-                                      self.parameters + features, 'predict')
+        self._trace(sample_loss, batch_loss)
         self.backend, self.has_extra, self.cc = backend, batch_loss is not None, cc
         self.params = [p.data for p in self.parameters]
         if backend == 'python':
@@ -114,6 +106,19 @@ class Trainer:
         self._bind(ctypes.CDLL(self.path))
         self.params = (ctypes.c_double * max(self.n_params, 1))(*self.params)
         self.velocity = (ctypes.c_double * max(self.n_params, 1))()
+
+    def _trace(self, sample_loss, batch_loss):
+        """Record the model once, with its parameters and one row's features and targets as
+        inputs: the sample loss, the batch-level term and the forward pass alone."""
+        features = [Value(0.0, label=f'x{i}') for i in range(self.n_features)]
+        targets = [Value(0.0, label=f'y{i}') for i in range(self.n_targets)]
+        loss = sample_loss(self.model, features, targets[0] if self.n_targets == 1 else targets)
+        self.traced_sample = trace(loss, self.parameters + features + targets, 'sample')
+        extra = batch_loss(self.parameters) if batch_loss else Value(0.0)
+        self.traced_extra = trace(extra, self.parameters, 'extra_term')
+        score = self.model(features)
+        self.traced_predictor = trace(score if isinstance(score, list) else [score],
+                                      self.parameters + features, 'predict')
 
     # The programs are derived on first use: a cache hit needs only the traced ones.
     @functools.cached_property
