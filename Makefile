@@ -12,7 +12,10 @@ demo: $(VENV)/ready graphviz
 test: $(VENV)/ready graphviz
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The peers (PyTorch, JAX, CasADi) are installed on first use; micrograd 0.1.0 gets a venv of
+# its own (bench/.venv-micrograd), since both packages are called micrograd.
 bench: $(VENV)/ready
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 $(VENV)/ready: setup.cfg pyproject.toml
