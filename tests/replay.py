@@ -69,3 +69,20 @@ def gradients(recipe, xs, value=Value):
     inputs, out = on_values(recipe, xs, value)
     out.backward()
     return out.data, [x.grad for x in inputs]
+
+
+def readme_expression(value):
+    """micrograd's README example, verbatim, on any Value class: returns a, b and g."""
+    a = value(-4.0)
+    b = value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    return a, b, g

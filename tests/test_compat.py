@@ -195,17 +195,7 @@ def with_micrograd_division(recipe):
 # ---- the properties --------------------------------------------------------------------------
 
 def test_reference_is_micrograd_and_gives_its_readme_numbers(Ref):
-    a, b = Ref(-4.0), Ref(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
+    a, b, g = replay.readme_expression(Ref)
     g.backward()
     assert f'{g.data:.4f} {a.grad:.4f} {b.grad:.4f}' == '24.7041 138.8338 645.5773'
     assert Ref is not Value and not isinstance(g, Value)

@@ -88,25 +88,8 @@ def test_hand_checked_expression(expression, build, xs, value, expected):
     assert got_grads == pytest.approx(expected, rel=1e-15)
 
 
-def micrograd_readme_expression():
-    """micrograd's README example, verbatim."""
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    return a, b, g
-
-
 def test_micrograd_readme_numbers():
-    a, b, g = micrograd_readme_expression()
+    a, b, g = replay.readme_expression(Value)
     g.backward()
     assert f'{g.data:.4f} {a.grad:.4f} {b.grad:.4f}' == '24.7041 138.8338 645.5773'
 
@@ -370,7 +353,7 @@ def _one_step(name, arity, p):
 
 
 def test_micrograd_readme_expression_matches_pytorch(torch):
-    a, b, g = micrograd_readme_expression()
+    a, b, g = replay.readme_expression(Value)
     g.backward()
     ta = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
     tb = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
