@@ -179,22 +179,25 @@ def _compile_units(sources, compiler, flags, key):
             if job.returncode != 0:
                 raise CompileError(f'{compiler} failed (exit {job.returncode}) on {path}:\n'
                                    f'{errors.strip()}')
-        return _link(objects, compiler, flags, key)
+        return _build_library(key, compiler, flags, objects, f'the objects {objects}')
     finally:
         for obj in objects:
             if os.path.exists(obj):
                 os.unlink(obj)
 
 
-def _link(objects, compiler, flags, key):
+def _build_library(key, compiler, flags, inputs, what):
+    """Run the compiler on `inputs` into a temporary file and rename it to <key>.so: the rename
+    is atomic, so another process never loads half a library."""
     library = os.path.join(cache_dir(), key + '.so')
     handle, temporary = tempfile.mkstemp(dir=cache_dir(), prefix=key, suffix='.so.tmp')
     os.close(handle)
     try:
-        result = subprocess.run([compiler, *flags, '-o', temporary, *objects, '-lm'],
+        result = subprocess.run([compiler, *flags, '-o', temporary, *inputs, '-lm'],
                                 capture_output=True, text=True)
         if result.returncode != 0:
-            raise CompileError(f'{compiler} could not link {objects}:\n{result.stderr.strip()}')
+            raise CompileError(f'{compiler} failed (exit {result.returncode}) on {what}:\n'
+                               f'{result.stderr.strip()}')
         os.replace(temporary, library)
     finally:
         if os.path.exists(temporary):
@@ -255,19 +258,7 @@ def compile_cached(source, compiler, flags, key):
         return library
     c_path = os.path.join(root, key + '.c')
     _write_atomically(c_path, source)
-    handle, temporary = tempfile.mkstemp(dir=root, prefix=key, suffix='.so.tmp')
-    os.close(handle)
-    try:
-        result = subprocess.run([compiler, *flags, '-o', temporary, c_path, '-lm'],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise CompileError(f'{compiler} failed (exit {result.returncode}) on {c_path}:\n'
-                               f'{result.stderr.strip()}')
-        os.replace(temporary, library)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return library
+    return _build_library(key, compiler, flags, [c_path], c_path)
 
 
 def cached_library(recipe, flags=DEFAULT_FLAGS, cc=None):
