@@ -109,16 +109,13 @@ class Trainer:
 
     def _trace(self, sample_loss, batch_loss):
         """Record the model once, with its parameters and one row's features and targets as
-        inputs: the sample loss, the batch-level term and the forward pass alone."""
+        inputs: the sample loss and the batch-level term."""
         features = [Value(0.0, label=f'x{i}') for i in range(self.n_features)]
         targets = [Value(0.0, label=f'y{i}') for i in range(self.n_targets)]
         loss = sample_loss(self.model, features, targets[0] if self.n_targets == 1 else targets)
         self.traced_sample = trace(loss, self.parameters + features + targets, 'sample')
         extra = batch_loss(self.parameters) if batch_loss else Value(0.0)
         self.traced_extra = trace(extra, self.parameters, 'extra_term')
-        score = self.model(features)
-        self.traced_predictor = trace(score if isinstance(score, list) else [score],
-                                      self.parameters + features, 'predict')
 
     # The programs are derived on first use: a cache hit needs only the traced ones.
     @functools.cached_property
@@ -133,7 +130,11 @@ class Trainer:
 
     @functools.cached_property
     def predictor(self):
-        return optimize(self.traced_predictor)
+        """The forward pass alone (model outputs for one row of features), optimised."""
+        features = [Value(0.0, label=f'x{i}') for i in range(self.n_features)]
+        score = self.model(features)
+        return optimize(trace(score if isinstance(score, list) else [score],
+                              self.parameters + features, 'predict'))
 
     def _library(self):
         """The compiled training step: found through the traced programs when it was built
