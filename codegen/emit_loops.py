@@ -12,7 +12,7 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 -ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
 """
 from codegen import VERSION
-from codegen.emit_c import literal
+from codegen.c_common import literal
 from codegen.loops import CHUNK, Dense, Each, Map, Param, check, format as format_loops
 
 KERNELS = r'''
@@ -281,7 +281,7 @@ void {name}(const double *in, double *out) {{
 '''
 
 
-def to_c(loops):
+def to_c(loops, threads=1):
     """The C source of a Loops program (see `codegen.loops.lower`)."""
     check(loops)
     name = loops.name

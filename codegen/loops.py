@@ -458,3 +458,8 @@ def evaluate_batch(loops, params, rows):
                             w[statement.vector[j]][r], w[statement.rows[m]][r])
             result.append(tuple(out))
     return result
+
+
+def has_structure(loops):
+    """True when the loop level found a dense group (else the scalar emitters serve better)."""
+    return any(isinstance(s, Dense) for s in loops.body)
