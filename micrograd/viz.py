@@ -367,8 +367,8 @@ def _digraph_class(graphviz):
 
 # ---- command line: python -m micrograd.viz readme -o out/readme.svg ------------------------
 def readme_graph():
-    """micrograd's README expression after backward(); a and b unlabelled, as there."""
-    a, b = Value(-4.0), Value(2.0)
+    """micrograd's README expression after backward(), its inputs named a and b as there."""
+    a, b = Value(-4.0, label='a'), Value(2.0, label='b')
     c = a + b
     d = a * b + b**3
     c += c + 1
@@ -411,9 +411,20 @@ def mlp_graph():
 GRAPHS = {'readme': readme_graph, 'neuron': neuron_graph, 'mlp': mlp_graph}
 
 
+def steps(root, **options):
+    """The backward pass, step by step, as a web page: see micrograd/stepper.py."""
+    from micrograd.stepper import Steps    # here: stepper imports this module
+    return Steps(root, **options)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['steps']:             # python -m micrograd.viz steps readme -o page.html
+        from micrograd.stepper import main as steps_main
+        return steps_main(argv[1:])
     parser = argparse.ArgumentParser(
-        prog='python -m micrograd.viz', description='Draw an example graph with Graphviz.')
+        prog='python -m micrograd.viz', description='Draw an example graph with Graphviz; '
+        "'python -m micrograd.viz steps GRAPH -o page.html' writes the backward-pass stepper.")
     parser.add_argument('graph', choices=sorted(GRAPHS))
     parser.add_argument('-o', '--output', type=pathlib.Path,
                         help='picture file; the suffix picks the format (.svg .png .pdf); '

@@ -109,11 +109,11 @@ def test_readme_expression_has_a_box_per_value_an_ellipse_per_op_an_arrow_per_op
 
 
 @needs_dot
-def test_readme_inputs_show_micrograd_gradients():
+def test_readme_inputs_are_named_and_show_micrograd_gradients():
     g = viz.readme_graph()
     a, b = [v for v in topo_order([g]) if v.data in (-4.0, 2.0) and not v._args][:2]
-    assert box_of(g, a) == ['data -4.0000', 'grad 138.8338']
-    assert box_of(g, b) == ['data 2.0000', 'grad 645.5773']
+    assert box_of(g, a) == ['a', 'data -4.0000', 'grad 138.8338']
+    assert box_of(g, b) == ['b', 'data 2.0000', 'grad 645.5773']
 
 
 @needs_dot
