@@ -169,13 +169,14 @@ class Steps:
     """The forward and backward pass of `root`'s graph, step by step (see the module doc)."""
 
     def __init__(self, root, *, cluster=False, collapse=False, max_nodes=viz.MAX_NODES,
-                 title=None):
+                 params=(), inputs=(), constants=(), title=None):
         if isinstance(root, (list, tuple)):
             raise TypeError('steps() walks the backward pass of one output Value, not a list')
-        # draw first: it applies draw_dot's size guard before any work scales with the graph
+        # draw_dot's size guard first, before any work that grows with the graph
         viz.to_dot(root, cluster=cluster, collapse=collapse, max_nodes=max_nodes)
         self.root, self.order = root, topo_order([root])
         self.names = node_names(self.order)
+        self.kinds = viz.leaf_kinds(self.order, params, inputs, constants)
         self.svg = _svg(self._picture(cluster=cluster, collapse=collapse, max_nodes=max_nodes))
         self.steps, self.final_grads = record_steps(root, self.order, self.names)
         self.title = title or f'Backprop, step by step: {self.names[-1]}'
@@ -185,8 +186,7 @@ class Steps:
         """draw_dot's picture, with every unlabelled value showing its name ('#7') too, so
         the formulas can be found in it. The names are set for the drawing only, and each
         leaf keeps the kind (parameter, input, constant) its own label gives it."""
-        kinds = viz.leaf_kinds(self.order)
-        by_kind = {kind: [node for node in self.order if kinds[node] == kind]
+        by_kind = {kind: [node for node in self.order if self.kinds[node] == kind]
                    for kind in ('parameter', 'input', 'constant')}
         unlabelled = [(node, name, node.label) for node, name in zip(self.order, self.names)
                       if not viz._label(node)]
@@ -255,8 +255,9 @@ def main(argv=None):
     parser.add_argument('--max-nodes', type=int, default=viz.MAX_NODES)
     args = parser.parse_args(argv)
     try:
-        stepper = Steps(viz.GRAPHS[args.graph](), cluster=args.cluster, collapse=args.collapse,
-                        max_nodes=args.max_nodes)
+        root = viz.GRAPHS[args.graph]()
+        stepper = Steps(root, cluster=args.cluster, collapse=args.collapse,
+                        max_nodes=args.max_nodes, **viz.example_options(args.graph, root))
     except (ImportError, RuntimeError, ValueError) as error:
         sys.exit(f'python -m micrograd.viz steps: {error}')
     print(f'wrote {stepper.save(args.output)} ({len(stepper)} steps)')
