@@ -49,10 +49,10 @@ class Formula(ops.Node):
 
 
 def _operand(x):
-    """Text of an operand, bracketed if it is itself an infix expression."""
+    """Text of an operand (a Formula or a float), bracketed if it is an infix expression."""
     if isinstance(x, Formula):
         return f'({x.text})' if x.compound else x.text
-    return repr(float(x))
+    return _result(x)
 
 
 def apply_text(symbol, arity, operands, p=None):
@@ -68,17 +68,27 @@ def apply_text(symbol, arity, operands, p=None):
 
 
 def _result(number):
+    """A float as Python prints it: the shortest text that reads back to the same bits."""
     return repr(float(number))
 
 
 # ---- the steps -------------------------------------------------------------------------------
 def node_names(order):
-    """A name per node for the formulas: its label, else '#i' (its position in topo_order)."""
+    """A name per node for the formulas: its label, else '#i' (i: its position in topo_order).
+    A label that several nodes share gets '#i' added, so every name points at one box."""
+    labels = [viz._label(node) for node in order]
     counts = {}
-    for node in order:
-        counts[viz._label(node)] = counts.get(viz._label(node), 0) + 1
-    return [label if label and counts[label] == 1 else f'#{i}' if not label else f'{label}#{i}'
-            for i, (node, label) in enumerate((n, viz._label(n)) for n in order)]
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    names = []
+    for i, label in enumerate(labels):
+        if not label:
+            names.append(f'#{i}')
+        elif counts[label] > 1:
+            names.append(f'{label}#{i}')
+        else:
+            names.append(label)
+    return names
 
 
 def forward_text(node, name, names_of_args):
@@ -113,8 +123,7 @@ def chain_rule_texts(node, name, names_of_args):
         if partial is None:
             lines.append(f'{child}.grad: no gradient flows back through {rule.name}')
             continue
-        text = _operand(formula) if isinstance(formula, Formula) else _result(formula)
-        lines.append(f'{child}.grad += {text} * {name}.grad = {_result(partial)} * '
+        lines.append(f'{child}.grad += {_operand(formula)} * {name}.grad = {_result(partial)} * '
                      f'{_result(node.grad)} = {_result(partial * node.grad)}')
     return lines
 

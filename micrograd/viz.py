@@ -29,6 +29,9 @@ Options
   max_nodes=500     refuse bigger graphs with a ValueError instead of making dot work for minutes.
 
 Same graph, same text: node ids are positions in `topo_order`, children keep their order.
+
+`steps(root)` (micrograd/stepper.py) plays the forward and backward pass over this picture, one
+node per step, as a web page: `python -m micrograd.viz steps readme -o page.html`.
 """
 import argparse
 import functools
