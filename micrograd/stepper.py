@@ -109,7 +109,8 @@ def chain_rule_texts(node, name, names_of_args):
 
     Call before the node's `_backward()`: the increments use the gradient it is about to pass."""
     if not node._args:
-        return [f'{name} is a leaf: nothing to pass back; its gradient is final']
+        return [f'{name} is a leaf: nothing to pass back; its gradient is final, '
+                f'{name}.grad = {_result(node.grad)}']
     if node._custom_backward is not None or node._rule is None:
         return [f'{name}: a hand-written _backward() passes the gradient on (no op-table row, '
                 'so no formula); the table shows what it added']
@@ -157,7 +158,11 @@ def record_steps(root, order, names):
                 if node is root else []
             lines += chain_rule_texts(node, name, arg_names)
             node._backward()                             # the engine's own step, not a copy
-            changed = ([root] if node is root else []) + list(dict.fromkeys(node._args))
+            children = list(dict.fromkeys(node._args))
+            if children:                                 # += : what each gradient adds up to
+                lines.append('now ' + ', '.join(f'{names[index[child]]}.grad = '
+                                                f'{_result(child.grad)}' for child in children))
+            changed = ([root] if node is root else []) + children
             steps.append({'phase': 'backward', 'node': index[node], 'lines': lines,
                           'changes': [change(child, 'grad') for child in changed]})
         final = [node.grad for node in order]

@@ -20,10 +20,10 @@ PAGE = r'''<!DOCTYPE html>
   #counter { font-variant-numeric: tabular-nums; min-width: 15em; }
   #lines { font-family: Menlo, Consolas, monospace; font-size: 14px; margin: 6px 0 0 0;
            padding: 6px 10px; background: white; border-left: 4px solid #999;
-           min-height: 3.6em; white-space: pre-wrap; }
+           height: 5.6em; overflow: auto; white-space: pre-wrap; }   /* no jumps */
   body.forward #lines { border-left-color: #1f77b4; }
   body.backward #lines { border-left-color: #d62728; }
-  main { display: flex; height: calc(100vh - 150px); }
+  main { display: flex; height: calc(100vh - 175px); }
   #graph { flex: 1; overflow: auto; padding: 6px; }
   #graph.fit svg { max-width: 100%; height: auto; }
   aside { width: 480px; overflow: auto; border-left: 1px solid #ddd; font-size: 11px; }

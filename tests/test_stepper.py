@@ -76,6 +76,20 @@ def test_chain_rule_line_for_a_product_shows_the_other_factor_and_the_numbers():
     assert 'c = a * b = -4.0 * 2.0 = -8.0' in lines
 
 
+def test_gradients_add_up_and_each_step_says_to_what():
+    """a is used twice (a * a): two += lines, then the total the engine holds."""
+    a = Value(3.0, label='a')
+    out = a * a
+    out.label = 'out'
+    lines = Steps(out).steps[-2]['lines']
+    assert lines == ['out.grad = 1.0   (the seed: d out / d out)',
+                     'a.grad += a.data * out.grad = 3.0 * 1.0 = 3.0',
+                     'a.grad += a.data * out.grad = 3.0 * 1.0 = 3.0',
+                     'now a.grad = 6.0']
+    assert Steps(out).steps[-1]['lines'] == [
+        'a is a leaf: nothing to pass back; its gradient is final, a.grad = 6.0']
+
+
 def test_formulas_are_the_op_tables_rules_not_text_written_per_op(monkeypatch):
     """Change the table row: the line changes with it, so no op's text is written elsewhere."""
     a, b, c = mul_graph()
