@@ -30,6 +30,9 @@ from codegen.passes import optimize as optimize_program
 # the CPU (`_cpu_identity`). The source itself is ISO C99: `save()` output builds anywhere.
 DEFAULT_FLAGS = ('-O3', '-march=native', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
 PORTABLE_FLAGS = ('-O2', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
+# The opt-in fast build: GNU C (vector types of emit_simd) and OpenMP threads.
+FAST_FLAGS = ('-O3', '-march=native', '-fopenmp', '-std=gnu99', '-ffp-contract=off', '-fPIC',
+              '-shared')
 
 _loaded = {}  # library path -> Compiled, for this process
 
@@ -134,13 +137,18 @@ def _doubles(values):
     return (ctypes.c_double * max(len(values), 1))(*values)
 
 
-def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
-    """Generate source for `program` and load it as a `Compiled` callable."""
+def build(program, backend='c', n_params=0, flags=None, cc=None, lanes=1, threads=1,
+          loop_level=None):
+    """Generate source for `program` and load it as a `Compiled` callable.
+
+    C options (see emit_c.to_c): lanes and threads opt into GNU C entry points compiled with
+    FAST_FLAGS; loop_level chooses the loop level (None: when dense layers are recovered)."""
     if backend == 'python':
         return Compiled(program, to_python(program), 'python', n_params)
     if backend != 'c':
         raise ValueError(f"backend must be 'c' or 'python', not {backend!r}")
-    source = to_c(program, n_params)
+    source = to_c(program, n_params, lanes=lanes, threads=threads, loop_level=loop_level)
+    flags = flags or (FAST_FLAGS if lanes > 1 or threads > 1 else DEFAULT_FLAGS)
     path = compile_source(source, flags, cc)
     if path not in _loaded:
         _loaded[path] = Compiled(program, source, 'c', n_params, path)

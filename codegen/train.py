@@ -21,7 +21,7 @@ from micrograd.engine import Value
 from micrograd.optim import SGD, clip_grad_norm, clip_grad_value
 
 from codegen import abi
-from codegen.build import (DEFAULT_FLAGS, build, cached_library, compile_source,
+from codegen.build import (DEFAULT_FLAGS, FAST_FLAGS, build, cached_library, compile_source,
                            remember_library)
 from codegen.emit_c import to_c
 from codegen.ir import format as format_program
@@ -29,10 +29,8 @@ from codegen.grad import grad
 from codegen.lower import trace
 from codegen.passes import optimize
 
-# The opt-in fast build: 4 rows per 256-bit vector, both cores, this CPU's instruction set.
+# The opt-in fast build: 4 rows per 256-bit vector (scalar programs), both cores.
 FAST_LANES, FAST_THREADS = 4, 2
-FAST_FLAGS = ('-O3', '-march=native', '-fopenmp', '-std=gnu99', '-ffp-contract=off', '-fPIC',
-              '-shared')
 
 STEP_C = '''
 /* One training step over n rows of `data`: the loss before the update is returned, the
