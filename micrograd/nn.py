@@ -355,7 +355,11 @@ class Sequential(Module):
 
 
 class Residual(Module):
-    """x + block(x): the skip connection lets gradients reach early layers undiminished."""
+    """x + block(x): the skip connection lets gradients reach early layers undiminished.
+
+    The sum is element by element for any nesting (a vector, or an image[channel][row][col]),
+    so the block must keep the shape of its input.
+    """
 
     def __init__(self, block):
         self.block = block
@@ -365,12 +369,12 @@ class Residual(Module):
 
     def __call__(self, x):
         y = self.block(x)
-        if not isinstance(y, list):
+        if not isinstance(y, list) and isinstance(x, (list, tuple)) and len(x) == 1:
             y = [y]  # a Layer with one neuron returns a bare Value
-        if len(y) != len(x):
-            raise ValueError(f'{self.describe()} maps {len(x)} inputs to {len(y)} outputs; '
-                             f'x + block(x) needs as many outputs as inputs')
-        return [xi + yi for xi, yi in zip(x, y)]
+        if nested_shape(x) != nested_shape(y):
+            raise ValueError(f'{self.describe()} maps shape {nested_shape(x)} to '
+                             f'{nested_shape(y)}; x + block(x) needs the shape kept')
+        return zip_nested(lambda xi, yi: xi + yi, x, y)
 
     def children(self):
         return [self.block]
@@ -380,6 +384,33 @@ class Residual(Module):
 
     def __repr__(self):
         return f'Residual({self.block!r})'
+
+
+def nested_shape(x):
+    """The lengths down the first elements of nested lists: (2, 4, 4) for an image[2][4][4],
+    (3,) for a list of 3 numbers, () for a number. `zip_nested` checks that it is rectangular."""
+    shape = []
+    while isinstance(x, (list, tuple)):
+        shape.append(len(x))
+        if not x:
+            break
+        x = x[0]
+    return tuple(shape)
+
+
+def zip_nested(fn, *trees):
+    """fn applied element by element to nested lists of one shape: zip_nested(add, a, b) is
+    a + b for vectors and images alike. Refuses trees whose lengths differ at any level.
+    (It recurses over the nesting depth, 3 for an image, never over the graph.)"""
+    if not isinstance(trees[0], (list, tuple)):
+        if any(isinstance(t, (list, tuple)) for t in trees):
+            raise ValueError('nested lists of different depths cannot be combined')
+        return fn(*trees)
+    lengths = {len(t) if isinstance(t, (list, tuple)) else None for t in trees}
+    if len(lengths) != 1:
+        raise ValueError(f'nested lists of different shapes cannot be combined '
+                         f'(lengths {sorted(lengths, key=str)})')
+    return [zip_nested(fn, *items) for items in zip(*trees)]
 
 
 # ---- batch normalisation ---------------------------------------------------------------------
