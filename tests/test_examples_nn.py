@@ -20,6 +20,7 @@ import pytest
 
 from micrograd.datasets import (TOY_DATASET, cross_validation_split, load_classification_csv,
                                 make_moons, minmax_normalise)
+from micrograd.engine import topo_order
 
 ROOT = pathlib.Path(__file__).parent.parent
 EXAMPLES = ROOT / 'examples'
@@ -171,30 +172,75 @@ def test_batchnorm_backward_walks_nine_steps_and_agrees_with_the_closed_form(run
                    if line.startswith('largest difference')]
     assert len(differences) == 3
     assert all(d < 1e-12 for d in differences)
-    # the closed form for x = [1, 2.5, -0.5, 4], dout = [0.3, -1.2, 0.7, 0.1], gamma 1.5
-    x, dout, gamma, eps = [1.0, 2.5, -0.5, 4.0], [0.3, -1.2, 0.7, 0.1], 1.5, 1e-5
-    mean = sum(x) / 4
-    ivar = 1 / math.sqrt(sum((v - mean) ** 2 for v in x) / 4 + eps)
-    xhat = [(v - mean) * ivar for v in x]
-    dx = [gamma * ivar / 4 * (4 * d - sum(dout) - h * sum(a * b for a, b in zip(dout, xhat)))
-          for d, h in zip(dout, xhat)]
+    # the closed form, feature by feature, for the example's 4 x 3 batch
+    x = [[1.0, -2.0, 0.5], [2.5, 0.0, 0.25], [-0.5, 3.0, -1.0], [4.0, 1.0, 2.0]]
+    dout = [[0.3, -0.4, 1.0], [-1.2, 0.8, 0.2], [0.7, 0.1, -0.6], [0.1, -0.9, 0.5]]
+    gamma, eps = [1.5, 0.5, -2.0], 1e-5
+    dx = [[0.0] * 3 for _ in range(4)]
+    for j in range(3):
+        col, dcol = [row[j] for row in x], [row[j] for row in dout]
+        mean = sum(col) / 4
+        ivar = 1 / math.sqrt(sum((v - mean) ** 2 for v in col) / 4 + eps)
+        xhat = [(v - mean) * ivar for v in col]
+        for i in range(4):
+            dx[i][j] = gamma[j] * ivar / 4 * (4 * dcol[i] - sum(dcol)
+                                              - xhat[i] * sum(a * b for a, b in zip(dcol, xhat)))
     [line] = [line for line in printed if line.startswith('BatchNorm1d dx = ')]
     printed_dx = ast.literal_eval(line.split(' = ')[1])
-    assert all(abs(a - b) < 1e-6 for a, b in zip(printed_dx, dx))
+    assert len(printed_dx) == 4 and all(len(row) == 3 for row in printed_dx)
+    assert all(abs(a - b) < 1e-6 for got, want in zip(printed_dx, dx) for a, b in zip(got, want))
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batchnorm_backward_labels_every_steps_nodes_over_an_n_by_d_batch():
+    graph = load_example('batchnorm_backward').engine_graph()
+    n, d = len(graph['x']), len(graph['x'][0])
+    assert (n, d) == (4, 3)
+    for name in ('x', 'xmu', 'sq', 'xhat', 'gammax', 'out'):   # one node per row and feature
+        assert [[v.label for v in row] for row in graph[name]] == \
+            [[f'{name}[{i}][{j}]' for j in range(d)] for i in range(n)]
+    for name in ('gamma', 'beta', 'mu', 'var', 'sqrtvar', 'ivar'):   # one node per feature
+        assert [v.label for v in graph[name]] == [f'{name}[{j}]' for j in range(d)]
+    # and they are the nodes the output was computed from
+    labels = {v.label for v in topo_order([v for row in graph['out'] for v in row])}
+    assert {'mu[2]', 'xmu[3][2]', 'sq[0][1]', 'var[1]', 'sqrtvar[0]', 'ivar[2]'} <= labels
 
 
 # ---- 4. vanishing and exploding gradients ----------------------------------------------------
 
-def test_vanishing_gradients_table_shows_sigmoid_vanishing_and_residual_not(runs):
+def test_vanishing_gradients_table_shows_each_columns_claim(runs):
     printed = output_of(runs, 'vanishing_gradients')
     header = printed.index('layer           sigmoid              tanh              relu  '
                            'residual sigmoid')
     rows = [[float(v) for v in line.split()[1:]] for line in printed[header + 1:header + 12]]
-    sigmoid, residual = [r[0] for r in rows], [r[3] for r in rows]
-    assert all(a < b for a, b in zip(sigmoid, sigmoid[1:]))  # shrinking towards the input
+    columns = {name: [r[i] for r in rows]
+               for i, name in enumerate(['sigmoid', 'tanh', 'relu', 'residual'])}
+    [factor_line] = [line for line in printed if line.startswith('shrink per layer')]
+    printed_factors = [float(v.rstrip('x')) for v in factor_line.split(':')[1].split()]
+    hidden = 10  # layers 0..9 are hidden, layer 10 is the output layer
+    factors = {name: (col[hidden - 1] / col[0]) ** (1 / (hidden - 1))
+               for name, col in columns.items()}
+    for got, (name, factor) in zip(printed_factors, factors.items()):
+        assert math.isclose(got, factor, rel_tol=0.01, abs_tol=0.006), name
+    # sigmoid: shrinks at every layer, about 4x per layer (sigmoid' <= 1/4), not tenfold
+    sigmoid = columns['sigmoid']
+    assert all(a < b for a, b in zip(sigmoid, sigmoid[1:]))
+    assert 3.0 < factors['sigmoid'] < 5.0
     assert sigmoid[0] < 1e-4 * sigmoid[-1]
-    assert residual[0] > 1000 * sigmoid[0]
-    assert residual[0] > 1e-2
+    # tanh, relu and the residual sigmoid blocks do not vanish: no hidden layer's gradient is
+    # below a tenth of the last hidden layer's (tanh's grows towards the input, ~25x measured)
+    for name in ('tanh', 'relu', 'residual'):
+        col = columns[name]
+        assert all(col[hidden - 1] / 10 < g < col[hidden - 1] * 30 for g in col[:hidden]), name
+        assert factors[name] < 1.5, name
+    assert factors['tanh'] < 1.0
+    assert columns['residual'][0] > 1000 * sigmoid[0]
 
 
 def test_exploding_gradients_overflow_without_clipping_and_train_with_it(runs):
