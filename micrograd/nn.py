@@ -80,6 +80,16 @@ def image_shape(image, module):
     return channels, height, width
 
 
+def check_input_shape(shape, rank, module, expected):
+    """`shape` must be a tuple of `rank` positive ints; `expected` describes it for the error."""
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
+    if not isinstance(shape, tuple) or len(shape) != rank or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+            for n in shape):
+        raise ValueError(f'{module.describe()} expects input shape {expected}, got {shape!r}')
+    return tuple(int(n) for n in shape)
+
+
 # ---- the base class --------------------------------------------------------------------------
 
 class Module:
@@ -113,6 +123,25 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    # ---- sizes and shapes, from the configuration alone (no Values are built) ----------------
+    def parameter_count(self):
+        """How many parameters: len(self.parameters()), counted from the layer sizes."""
+        return sum(child.parameter_count() for child in self.children())
+
+    def output_shape(self, input_shape):
+        """The shape of self(x) for an x of shape `input_shape`: (channels, height, width) for
+        an image, (n,) for a list of n, () for one Value. Every module in this file declares
+        it; a module of your own needs this method for `summary`."""
+        raise TypeError(f'{self.describe()} does not declare its output shape: give '
+                        f'{type(self).__name__} an output_shape(input_shape) method')
+
+    def summary(self, input_shape):
+        """Print the per-layer table of shapes, parameters and memory (see summary.py)."""
+        from micrograd.summary import summary  # summary.py imports this file
+        table = summary(self, input_shape)
+        print(table)
+        return table
 
     # ---- all parameters as plain floats ------------------------------------------------------
     def parameter_values(self):
@@ -228,6 +257,16 @@ class Neuron(Module):
     def parameters(self):
         return self.w + [self.b]
 
+    def parameter_count(self):
+        return len(self.w) + 1
+
+    def output_shape(self, input_shape):
+        check_input_shape(input_shape, 1, self, f'({len(self.w)},)')
+        if input_shape[0] != len(self.w):
+            raise ValueError(f'{self.describe()} expects {len(self.w)} inputs, '
+                             f'got shape {tuple(input_shape)}')
+        return ()
+
     def __repr__(self):
         return f'{self._kind}Neuron({len(self.w)})'
 
@@ -251,6 +290,10 @@ class Layer(Module):
 
     def children(self):
         return self.neurons
+
+    def output_shape(self, input_shape):
+        self.neurons[0].output_shape(input_shape)
+        return (len(self.neurons),) if len(self.neurons) > 1 else ()  # one neuron: a bare Value
 
     def describe(self):
         return f'Layer({len(self.neurons[0].w)}, {len(self.neurons)})'
@@ -285,6 +328,11 @@ class MLP(Module):
 
     def children(self):
         return self.layers
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
 
     def describe(self):
         sizes = [len(layer.neurons) for layer in self.layers]
@@ -347,6 +395,14 @@ class Sequential(Module):
     def children(self):
         return [m for m in self.modules if isinstance(m, Module)]
 
+    def output_shape(self, input_shape):
+        for m in self.modules:
+            if not isinstance(m, Module):
+                raise TypeError(f'{m!r} in {self.describe()} is not a Module, so it has no '
+                                f'declared output shape')
+            input_shape = m.output_shape(input_shape)
+        return input_shape
+
     def describe(self):
         return f'Sequential of {len(self.modules)} modules'
 
@@ -378,6 +434,16 @@ class Residual(Module):
 
     def children(self):
         return [self.block]
+
+    def output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        block_shape = self.block.output_shape(input_shape)
+        if input_shape == (1,) and block_shape == ():
+            block_shape = (1,)  # as in __call__: a one-neuron Layer's bare Value
+        if block_shape != input_shape:
+            raise ValueError(f'{self.describe()} maps shape {input_shape} to {block_shape}; '
+                             f'x + block(x) needs the shape kept')
+        return input_shape
 
     def describe(self):
         return f'Residual({_describe(self.block)})'
@@ -472,6 +538,17 @@ class BatchNorm1d(Module):
     def parameters(self):
         return self.gamma + self.beta
 
+    def parameter_count(self):
+        return 2 * self.num_features
+
+    def output_shape(self, input_shape):
+        """Per sample: (num_features,) in and out (the layer itself takes a batch of rows)."""
+        check_input_shape(input_shape, 1, self, f'({self.num_features},)')
+        if input_shape[0] != self.num_features:
+            raise ValueError(f'{self!r} expects {self.num_features} inputs, '
+                             f'got shape {tuple(input_shape)}')
+        return tuple(input_shape)
+
     def __repr__(self):
         return f'BatchNorm1d({self.num_features})'
 
@@ -522,13 +599,9 @@ class Conv2d(Module):
         if channels != self.in_channels:
             raise ValueError(f'{self!r} expects {self.in_channels} input channels, '
                              f'got {channels}')
+        _, out_h, out_w = self.output_shape((channels, height, width))
         padded = pad(image, self.padding)
         k, s = self.kernel_size, self.stride
-        out_h = (height + 2 * self.padding - k) // s + 1
-        out_w = (width + 2 * self.padding - k) // s + 1
-        if out_h < 1 or out_w < 1:
-            raise ValueError(f'{self!r}: a {height}x{width} image (padding {self.padding}) is '
-                             f'smaller than the {k}x{k} kernel')
         patches = [[[ch[r + dr][c + dc] for ch in padded for dr in range(k) for dc in range(k)]
                     for c in range(0, out_w * s, s)]
                    for r in range(0, out_h * s, s)]
@@ -536,6 +609,19 @@ class Conv2d(Module):
 
     def children(self):
         return self.kernels
+
+    def output_shape(self, input_shape):
+        channels, height, width = check_input_shape(input_shape, 3, self,
+                                                    f'({self.in_channels}, height, width)')
+        if channels != self.in_channels:
+            raise ValueError(f'{self!r} expects {self.in_channels} input channels, '
+                             f'got {channels}')
+        k, s, p = self.kernel_size, self.stride, self.padding
+        out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f'{self!r}: a {height}x{width} image (padding {p}) is '
+                             f'smaller than the {k}x{k} kernel')
+        return len(self.kernels), out_h, out_w
 
     def __repr__(self):
         return (f'Conv2d({self.in_channels}, {len(self.kernels)}, kernel_size={self.kernel_size}'
@@ -571,23 +657,53 @@ def maximum(a, b):
 
 class _Pool2d(Module):
     """Slide a kernel_size x kernel_size window (default stride: kernel_size) over each channel
-    and reduce every window with `self.reduce`."""
+    and reduce every window with `self.reduce`.
 
-    def __init__(self, kernel_size, stride=None):
+    As in PyTorch, `padding` lets windows hang over each edge by that many pixels, and
+    `ceil_mode` keeps a last window that the edge cuts short. A window covers only the pixels
+    inside the image, so max pooling never sees a padding value.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         self.kernel_size = check_size(kernel_size, 'kernel_size')
         self.stride = self.kernel_size if stride is None else check_size(stride, 'stride')
+        if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) \
+                or not 0 <= padding <= self.kernel_size // 2:
+            raise ValueError(f'padding must be an integer from 0 to half the kernel size '
+                             f'({self.kernel_size // 2}), got {padding!r}')
+        self.padding, self.ceil_mode = int(padding), bool(ceil_mode)
+
+    def windows(self, size):
+        """[(start, stop)] of each window along an axis of `size` pixels, clipped to the image;
+        [] when the image (with its padding) is smaller than one window."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        span = size + 2 * p - k
+        if span < 0:
+            return []
+        count = (-(-span // s) if self.ceil_mode else span // s) + 1
+        if self.ceil_mode and (count - 1) * s >= size + p:
+            count -= 1  # PyTorch's rule: the last window must start inside the image
+        return [(max(0, i * s - p), min(size, i * s - p + k)) for i in range(count)]
+
+    def output_shape(self, input_shape):
+        channels, height, width = check_input_shape(input_shape, 3, self,
+                                                    '(channels, height, width)')
+        rows, cols = self.windows(height), self.windows(width)
+        if not rows or not cols:
+            raise ValueError(f'{self!r}: a {height}x{width} image is smaller than the window')
+        return channels, len(rows), len(cols)
 
     def __call__(self, image):
-        _, height, width = image_shape(image, self)
-        k, s = self.kernel_size, self.stride
-        if height < k or width < k:
-            raise ValueError(f'{self!r}: a {height}x{width} image is smaller than the window')
-        rows, cols = range(0, height - k + 1, s), range(0, width - k + 1, s)
-        return [[[self.reduce([ch[r + dr][c + dc] for dr in range(k) for dc in range(k)])
-                  for c in cols] for r in rows] for ch in image]
+        self.output_shape(image_shape(image, self))
+        rows, cols = self.windows(len(image[0])), self.windows(len(image[0][0]))
+        return [[[self.reduce([ch[r][c] for r in range(*row_span) for c in range(*col_span)])
+                  for col_span in cols] for row_span in rows] for ch in image]
 
     def __repr__(self):
-        return f'{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})'
+        extra = f', padding={self.padding}' if self.padding else ''
+        extra += ', ceil_mode=True' if self.ceil_mode else ''
+        return (f'{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}'
+                f'{extra})')
 
 
 class MaxPool2d(_Pool2d):
@@ -601,7 +717,8 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Each window's mean."""
+    """Each window's mean, over the pixels inside the image (PyTorch's count_include_pad=False
+    when there is padding)."""
 
     def reduce(self, window):
         return total(window) / len(window)
@@ -621,6 +738,12 @@ class Flatten(Module):
             else:
                 stack.pop()
         return flat
+
+    def output_shape(self, input_shape):
+        size = 1
+        for n in check_input_shape(input_shape, len(input_shape), self, 'of positive sizes'):
+            size *= n
+        return (size,)
 
     def __repr__(self):
         return 'Flatten()'

@@ -1,0 +1,215 @@
+"""A model's per-layer table, computed from shapes alone: no `Value` is built, so VGG-16 at
+224x224 prints in a fraction of a second.
+
+    summary(model, (3, 224, 224))      # or model.summary((3, 224, 224)), which prints it
+
+Per layer: the output shape, the parameters, the activations (the numbers the layer stores
+per image), their memory in float32 and float64, and the `Value` nodes this engine would
+record for them. Totals at the bottom, with the backward pass estimated as the tutorials do
+(x2: every stored activation gets a gradient of the same size). Memory is in MB of 10^6 bytes.
+
+Containers (Sequential, MLP, Residual, Concat) are opened up, one row per layer inside; any
+other module is one row, so a module of your own needs only `output_shape(input_shape)` (and
+its parameters are counted from its children).
+"""
+from micrograd import nn
+
+# The engine's memory per recorded node: a Value with its float data and grad, its argument
+# tuple and its label. Measured with tracemalloc on a 3->8 channel 3x3 convolution of a 16x16
+# image (117,152 nodes): 172 bytes per node after the forward pass, 236 at the peak of
+# backward() (the topological order and the visited set), 201 after it (every grad a float of
+# its own). examples/vgg_memory.py measures it again on the machine it runs on.
+BYTES_PER_VALUE_NODE = 200
+MB = 1e6
+
+
+class Row:
+    """One layer of the table."""
+
+    def __init__(self, name, module, output_shape, parameters, activations, value_nodes):
+        self.name, self.module, self.output_shape = name, module, tuple(output_shape)
+        self.parameters, self.activations, self.value_nodes = parameters, activations, value_nodes
+
+    @property
+    def kind(self):
+        return self.module if isinstance(self.module, str) else nn._describe(self.module)
+
+
+class Summary:
+    """The rows of `summary(model, input_shape)` and their totals; str() is the table."""
+
+    def __init__(self, model, input_shape, rows):
+        self.model, self.input_shape, self.rows = model, tuple(input_shape), rows
+        self.output_shape = rows[-1].output_shape
+        self.parameters = model.parameter_count()
+        self.activations = sum(row.activations for row in rows)  # the input row included
+        counts = [row.value_nodes for row in rows]
+        self.value_nodes = None if None in counts else sum(counts)
+
+    def forward_bytes(self, bytes_per_number=4):
+        """Memory for one image's activations in the forward pass (float32 by default)."""
+        return self.activations * bytes_per_number
+
+    def training_bytes(self, bytes_per_number=4):
+        """Forward plus backward, estimated as the tutorials do: twice the forward memory."""
+        return 2 * self.forward_bytes(bytes_per_number)
+
+    def __str__(self):
+        header = ('layer', 'type', 'output shape', 'params', 'activations', 'fwd f32 MB',
+                  'fwd f64 MB', 'Value nodes')
+        cells = [header] + [(row.name, row.kind, shape_text(row.output_shape),
+                             f'{row.parameters:,}', f'{row.activations:,}',
+                             f'{row.activations * 4 / MB:.2f}', f'{row.activations * 8 / MB:.2f}',
+                             '?' if row.value_nodes is None else f'{row.value_nodes:,}')
+                            for row in self.rows]
+        widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+        lines = ['  '.join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                           for i, (cell, w) in enumerate(zip(line, widths))).rstrip()
+                 for line in cells]
+        lines.insert(1, '-' * len(lines[0]))
+        return '\n'.join(lines + ['-' * len(lines[0])] + self.totals())
+
+    def totals(self):
+        f32, f64 = self.forward_bytes(4) / MB, self.forward_bytes(8) / MB
+        lines = [f'parameters: {self.parameters:,} ({self.parameters * 4 / MB:,.1f} MB float32, '
+                 f'{self.parameters * 8 / MB:,.1f} MB float64)',
+                 f'activations per image: {self.activations:,} (the input included)',
+                 f'forward memory per image: {f32:,.1f} MB float32, {f64:,.1f} MB float64',
+                 f'forward + backward per image (x2, as the tutorials estimate): '
+                 f'{2 * f32:,.1f} MB float32, {2 * f64:,.1f} MB float64']
+        if self.value_nodes is not None:
+            lines.append(f'this engine: {self.value_nodes:,} Value nodes per image, about '
+                         f'{self.value_nodes * BYTES_PER_VALUE_NODE / MB:,.0f} MB at '
+                         f'{BYTES_PER_VALUE_NODE} bytes per node')
+        return lines
+
+
+def shape_text(shape):
+    return 'x'.join(str(n) for n in shape) if shape else 'scalar'
+
+
+def size(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def summary(model, input_shape):
+    """The per-layer table of `model` for one input of `input_shape`, from shapes alone:
+    (channels, height, width) for an image, (n,) for a list of n numbers."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f'summary takes a micrograd.nn Module, got {type(model).__name__}')
+    input_shape = tuple(input_shape)
+    rows = [Row('input', '', input_shape, 0, size(input_shape), 0)]
+    rows += layer_rows(model, input_shape, '')
+    return Summary(model, input_shape, rows)
+
+
+# ---- walking the model: containers are opened, every other module is one row ---------------
+
+def layer_rows(module, input_shape, name):
+    """The rows of `module` applied to an input of `input_shape`, named under `name`."""
+    if isinstance(module, nn.Sequential):
+        return chain_rows(module.modules, input_shape, name)
+    if isinstance(module, nn.MLP):
+        return chain_rows(module.layers, input_shape, name)
+    if isinstance(module, nn.Residual):
+        return residual_rows(module, input_shape, name)
+    output_shape = module.output_shape(input_shape)
+    return [Row(name or 'model', module, output_shape, module.parameter_count(),
+                stored_activations(module, output_shape),
+                value_nodes(module, input_shape, output_shape))]
+
+
+def chain_rows(modules, input_shape, name):
+    rows = []
+    for i, m in enumerate(modules):
+        if not isinstance(m, nn.Module):
+            raise TypeError(f'{m!r} is not a Module, so it has no declared output shape')
+        rows += layer_rows(m, input_shape, f'{name}.L{i}' if name else f'L{i}')
+        input_shape = rows[-1].output_shape
+    return rows
+
+
+def residual_rows(module, input_shape, name):
+    rows = layer_rows(module.block, input_shape, name or 'block')
+    output_shape = module.output_shape(input_shape)  # checks the block keeps the shape
+    n = size(output_shape)
+    return rows + [Row(f'{name}.add' if name else 'add', 'x + block(x)', output_shape, 0, n, n)]
+
+
+def stored_activations(module, output_shape):
+    """Numbers a layer stores: its output, except for a layer that only passes its input on."""
+    if isinstance(module, nn.Flatten):
+        return 0
+    return size(output_shape)
+
+
+# ---- Value nodes: what the engine records, counted from shapes --------------------------------
+
+def value_nodes(module, input_shape, output_shape):
+    """How many Value nodes `module` records for one input given as Values (parameters and
+    input not counted; a float constant in an op, like conv padding, is a node of its own).
+    None for a module this file does not know."""
+    for kind, count in NODE_COUNTS:
+        if isinstance(module, kind):
+            return count(module, input_shape, output_shape)
+    return None
+
+
+def neuron_nodes(nin, activation):
+    """b + w0*x0 + w1*x1 + ...: nin products, nin sums, and the activation if any."""
+    return 2 * nin + (activation not in ('linear', 'identity'))
+
+
+def conv_nodes(conv, input_shape, output_shape):
+    channels, height, width = input_shape
+    out_channels, out_h, out_w = output_shape
+    k, s, p = conv.kernel_size, conv.stride, conv.padding
+    per_output = neuron_nodes(channels * k * k, conv.kernels[0].activation)
+    # every tap on a padding 0.0 wraps that float in a Value, once per output channel
+    taps_inside = (taps_inside_image(height, out_h, k, s, p)
+                   * taps_inside_image(width, out_w, k, s, p))
+    padding_taps = out_h * out_w * k * k - taps_inside
+    return out_channels * (out_h * out_w * per_output + channels * padding_taps)
+
+
+def taps_inside_image(size_, count, k, s, p):
+    """Along one axis: how many (window, tap) pairs of `count` windows fall inside the image."""
+    return sum(min(size_, i * s - p + k) - max(0, i * s - p) for i in range(count))
+
+
+def layer_nodes(layer, input_shape, output_shape):
+    neurons = layer.neurons
+    return len(neurons) * neuron_nodes(len(neurons[0].w), neurons[0].activation)
+
+
+def pool_nodes(pool, input_shape, output_shape):
+    """A window of w pixels: w - 1 `maximum`s of 7 nodes each (sub, step, mul, the constant
+    1.0, 1.0 - step, mul, add) for max pooling; w - 1 sums, then a division by the constant
+    w (2 nodes) for average pooling."""
+    channels, height, width = input_shape
+    rows, cols = pool.windows(height), pool.windows(width)
+    pixels = sum(b - a for a, b in rows) * sum(b - a for a, b in cols)
+    windows = len(rows) * len(cols)
+    if isinstance(pool, nn.MaxPool2d):
+        return channels * 7 * (pixels - windows)
+    return channels * (pixels - windows + 2 * windows)
+
+
+def batchnorm1d_nodes(bn, input_shape, output_shape):
+    # Per feature over a batch of n rows; a summary is per sample, so for one row this is the
+    # evaluation-mode count: (x - mean) * inv_std with both as float constants, then gamma *
+    # and + beta: 6 nodes per number.
+    return 6 * size(output_shape)
+
+
+NODE_COUNTS = [
+    (nn.Conv2d, conv_nodes),
+    (nn.Layer, layer_nodes),
+    (nn.Neuron, lambda n, i, o: neuron_nodes(len(n.w), n.activation)),
+    (nn._Pool2d, pool_nodes),
+    (nn.BatchNorm1d, batchnorm1d_nodes),
+    (nn.Flatten, lambda m, i, o: 0),
+]
