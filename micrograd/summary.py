@@ -116,6 +116,8 @@ def layer_rows(module, input_shape, name):
         return chain_rows(module.layers, input_shape, name)
     if isinstance(module, nn.Residual):
         return residual_rows(module, input_shape, name)
+    if isinstance(module, nn.Concat):
+        return concat_rows(module, input_shape, name)
     output_shape = module.output_shape(input_shape)
     return [Row(name or 'model', module, output_shape, module.parameter_count(),
                 stored_activations(module, output_shape),
@@ -133,17 +135,44 @@ def chain_rows(modules, input_shape, name):
 
 
 def residual_rows(module, input_shape, name):
-    rows = layer_rows(module.block, input_shape, name or 'block')
-    output_shape = module.output_shape(input_shape)  # checks the block keeps the shape
+    """The block's rows, the shortcut's if any, then the sum (one new number per output)."""
+    if module.shortcut is None:
+        rows = layer_rows(module.block, input_shape, name or 'block')
+        kind = 'x + block(x)'
+    else:
+        rows = layer_rows(module.block, input_shape, f'{name}.block' if name else 'block')
+        rows += layer_rows(module.shortcut, input_shape,
+                           f'{name}.shortcut' if name else 'shortcut')
+        kind = 'shortcut(x) + block(x)'
+    output_shape = module.output_shape(input_shape)  # checks the two shapes match
     n = size(output_shape)
-    return rows + [Row(f'{name}.add' if name else 'add', 'x + block(x)', output_shape, 0, n, n)]
+    return rows + [Row(f'{name}.add' if name else 'add', kind, output_shape, 0, n, n)]
+
+
+def concat_rows(module, input_shape, name):
+    """Each branch's rows, then the concatenation: it joins the branches' lists of channels,
+    so in this engine it stores no new number (a framework copies them into one tensor)."""
+    rows = []
+    for i, branch in enumerate(module.branches):
+        rows += layer_rows(branch, input_shape, f'{name}.B{i}' if name else f'B{i}')
+    output_shape = module.output_shape(input_shape)
+    return rows + [Row(f'{name}.concat' if name else 'concat', 'concatenate channels',
+                       output_shape, 0, 0, 0)]
 
 
 def stored_activations(module, output_shape):
     """Numbers a layer stores: its output, except for a layer that only passes its input on."""
-    if isinstance(module, nn.Flatten):
+    if passes_input_on(module):
         return 0
     return size(output_shape)
+
+
+def passes_input_on(module):
+    """Flatten regroups its input, and dropout in eval mode or a 'linear' activation returns it
+    unchanged: no new numbers, no new nodes."""
+    return (isinstance(module, nn.Flatten)
+            or isinstance(module, nn.Dropout) and (not module.training or module.p == 0.0)
+            or isinstance(module, nn.Activation) and module.name in ('linear', 'identity'))
 
 
 # ---- Value nodes: what the engine records, counted from shapes --------------------------------
@@ -158,16 +187,19 @@ def value_nodes(module, input_shape, output_shape):
     return None
 
 
-def neuron_nodes(nin, activation):
-    """b + w0*x0 + w1*x1 + ...: nin products, nin sums, and the activation if any."""
-    return 2 * nin + (activation not in ('linear', 'identity'))
+def neuron_nodes(neuron):
+    """b + w0*x0 + w1*x1 + ...: nin products, nin sums (one fewer without b), and the
+    activation if any."""
+    nin = len(neuron.w)
+    sums = nin if neuron.b is not None else nin - 1
+    return nin + sums + (neuron.activation not in ('linear', 'identity'))
 
 
 def conv_nodes(conv, input_shape, output_shape):
     channels, height, width = input_shape
     out_channels, out_h, out_w = output_shape
     k, s, p = conv.kernel_size, conv.stride, conv.padding
-    per_output = neuron_nodes(channels * k * k, conv.kernels[0].activation)
+    per_output = neuron_nodes(conv.kernels[0])
     # every tap on a padding 0.0 wraps that float in a Value, once per output channel
     taps_inside = (taps_inside_image(height, out_h, k, s, p)
                    * taps_inside_image(width, out_w, k, s, p))
@@ -181,8 +213,7 @@ def taps_inside_image(size_, count, k, s, p):
 
 
 def layer_nodes(layer, input_shape, output_shape):
-    neurons = layer.neurons
-    return len(neurons) * neuron_nodes(len(neurons[0].w), neurons[0].activation)
+    return len(layer.neurons) * neuron_nodes(layer.neurons[0])
 
 
 def pool_nodes(pool, input_shape, output_shape):
@@ -198,18 +229,33 @@ def pool_nodes(pool, input_shape, output_shape):
     return channels * (pixels - windows + 2 * windows)
 
 
-def batchnorm1d_nodes(bn, input_shape, output_shape):
-    # Per feature over a batch of n rows; a summary is per sample, so for one row this is the
-    # evaluation-mode count: (x - mean) * inv_std with both as float constants, then gamma *
-    # and + beta: 6 nodes per number.
-    return 6 * size(output_shape)
+def batchnorm_nodes(bn, input_shape, output_shape):
+    """In evaluation mode: (x - mean) * inv_std, both float constants (2 nodes each), then
+    gamma * and + beta: 6 per number. In training mode, for a batch of one image, a channel of
+    n pixels takes 7n + 5 (mean, centre, square, variance, its root, and the affine step).
+    BatchNorm1d in training mode needs a batch of rows, so it has no per-sample count."""
+    if not bn.training:
+        return 6 * size(output_shape)
+    if not isinstance(bn, nn.BatchNorm2d):
+        return None
+    channels, height, width = output_shape
+    return channels * (7 * height * width + 5)
+
+
+def elementwise_nodes(module, input_shape, output_shape):
+    """One node per number (an activation), two for dropout (a constant, a product)."""
+    if passes_input_on(module):
+        return 0
+    return size(output_shape) * (2 if isinstance(module, nn.Dropout) else 1)
 
 
 NODE_COUNTS = [
     (nn.Conv2d, conv_nodes),
     (nn.Layer, layer_nodes),
-    (nn.Neuron, lambda n, i, o: neuron_nodes(len(n.w), n.activation)),
+    (nn.Neuron, lambda neuron, i, o: neuron_nodes(neuron)),
     (nn._Pool2d, pool_nodes),
-    (nn.BatchNorm1d, batchnorm1d_nodes),
+    (nn.BatchNorm1d, batchnorm_nodes),
+    (nn.Activation, elementwise_nodes),
+    (nn.Dropout, elementwise_nodes),
     (nn.Flatten, lambda m, i, o: 0),
 ]

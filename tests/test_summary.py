@@ -5,8 +5,9 @@ import random
 import pytest
 
 from micrograd.engine import Value, topo_order
-from micrograd.nn import (MLP, AvgPool2d, BatchNorm1d, Conv2d, Flatten, Layer, MaxPool2d, Module,
-                          Neuron, Residual, Sequential, nested_shape)
+from micrograd.nn import (MLP, Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,
+                          Concat, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Layer, MaxPool2d,
+                          Module, Neuron, Residual, Sequential, nested_shape)
 from micrograd.summary import summary
 
 
@@ -50,6 +51,23 @@ def modules():
         (Residual(Layer(3, 3, rng=rng)), (3,)),
         (Sequential(Conv2d(1, 2, 3, padding=1, activation='relu', rng=rng), MaxPool2d(2),
                     Flatten(), Layer(8, 3, rng=rng), Layer(3, 1, rng=rng)), (1, 4, 4)),
+        (Conv2d(2, 3, 3, padding=1, bias=False, rng=rng), (2, 4, 3)),
+        (BatchNorm2d(2), (2, 3, 2)),
+        (BatchNorm2d(2).eval(), (2, 3, 2)),
+        (Activation('tanh'), (2, 3, 2)),
+        (Activation('linear'), (4,)),
+        (Dropout(0.5, rng=rng), (2, 3, 3)),
+        (Dropout(0.5, rng=rng).eval(), (2, 3, 3)),
+        (AdaptiveAvgPool2d(3), (2, 5, 4)),
+        (AdaptiveAvgPool2d(3), (1, 2, 2)),    # smaller than the output: pixels repeat
+        (GlobalAvgPool2d(), (3, 3, 2)),
+        (Concat(Conv2d(2, 1, 1, rng=rng),
+                Sequential(MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
+                           Conv2d(2, 2, 1, rng=rng))), (2, 3, 4)),
+        (Residual(Sequential(Conv2d(2, 4, 3, stride=2, padding=1, bias=False, rng=rng),
+                             BatchNorm2d(4)),
+                  shortcut=Sequential(Conv2d(2, 4, 1, stride=2, bias=False, rng=rng),
+                                      BatchNorm2d(4))), (2, 5, 5)),
     ]
 
 
