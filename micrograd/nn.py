@@ -837,6 +837,16 @@ class Conv2d(Module):
                              f'smaller than the {k}x{k} kernel')
         return len(self.kernels), out_h, out_w
 
+    def describe(self):
+        """A short form for tables: Conv2d(3, 64, 3x3, stride 2, padding 1, relu, no bias)."""
+        k, kernel = self.kernel_size, self.kernels[0]
+        parts = [f'{self.in_channels}', f'{len(self.kernels)}', f'{k}x{k}']
+        parts += [f'stride {self.stride}'] if self.stride != 1 else []
+        parts += [f'padding {self.padding}'] if self.padding else []
+        parts += [kernel.activation] if kernel.activation not in ('linear', 'identity') else []
+        parts += ['no bias'] if kernel.b is None else []
+        return f"Conv2d({', '.join(parts)})"
+
     def __repr__(self):
         return (f'Conv2d({self.in_channels}, {len(self.kernels)}, kernel_size={self.kernel_size}'
                 f', stride={self.stride}, padding={self.padding}, '
@@ -892,12 +902,12 @@ class _Pool2d(Module):
         """[(start, stop)] of each window along an axis of `size` pixels, clipped to the image;
         [] when the image (with its padding) is smaller than one window."""
         k, s, p = self.kernel_size, self.stride, self.padding
-        span = size + 2 * p - k
-        if span < 0:
-            return []
-        count = (-(-span // s) if self.ceil_mode else span // s) + 1
+        span = size + 2 * p - k  # may be negative: in ceil mode a window can exceed the image
+        count = ((span + s - 1) // s if self.ceil_mode else span // s) + 1  # rounded down
         if self.ceil_mode and (count - 1) * s >= size + p:
             count -= 1  # PyTorch's rule: the last window must start inside the image
+        if count < 1:
+            return []
         return [(max(0, i * s - p), min(size, i * s - p + k)) for i in range(count)]
 
     def output_shape(self, input_shape):

@@ -54,6 +54,7 @@ def torch():
     (3, 1, 1, True, (2, 4, 3)),       # the Inception pool branch keeps the size
     (3, 3, 1, True, (1, 4, 4)),
     (2, 2, 1, True, (1, 5, 5)),       # the last window would start in the padding: dropped
+    (3, 2, 0, True, (1, 2, 2)),       # in ceil mode one window larger than the image
 ])
 def test_pooling_with_padding_and_ceil_mode_equals_pytorch(torch, k, stride, padding, ceil_mode,
                                                            shape):
@@ -78,6 +79,15 @@ def test_adaptive_average_pooling_equals_pytorch(torch, size, shape):
     assert close(data(AdaptiveAvgPool2d(size)(values(x))), want, 1e-12)
     if size == 1:
         assert close(data(GlobalAvgPool2d()(values(x))), want, 1e-12)
+
+
+def test_pooling_refuses_an_image_smaller_than_the_window_as_pytorch_does(torch):
+    for pool in (MaxPool2d(3, 2), MaxPool2d(3, 1, ceil_mode=True), MaxPool2d(4, 2, ceil_mode=True)):
+        with pytest.raises(ValueError, match='smaller than the window'):
+            pool.output_shape((1, 1, 1))
+        with pytest.raises(RuntimeError):
+            torch.nn.functional.max_pool2d(torch.zeros(1, 1, 1, 1), pool.kernel_size, pool.stride,
+                                           ceil_mode=pool.ceil_mode)
 
 
 def test_pooling_refuses_padding_over_half_the_window():
