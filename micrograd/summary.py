@@ -79,9 +79,17 @@ class Summary:
                  f'{2 * f32:,.1f} MB float32, {2 * f64:,.1f} MB float64']
         if self.value_nodes is not None:
             lines.append(f'this engine: {self.value_nodes:,} Value nodes per image, about '
-                         f'{self.value_nodes * BYTES_PER_VALUE_NODE / MB:,.0f} MB at '
+                         f'{bytes_text(self.value_nodes * BYTES_PER_VALUE_NODE)} at '
                          f'{BYTES_PER_VALUE_NODE} bytes per node')
         return lines
+
+
+def bytes_text(n):
+    """1.2 MB, 3.4 GB, 5.6 TB (powers of 10)."""
+    for unit, scale in (('TB', 1e12), ('GB', 1e9)):
+        if n >= scale:
+            return f'{n / scale:,.1f} {unit}'
+    return f'{n / MB:,.1f} MB'
 
 
 def shape_text(shape):

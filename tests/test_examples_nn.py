@@ -39,6 +39,7 @@ def runs(tmp_path_factory):
         'vanishing_gradients': ['--plot', str(out_dir / 'gradients.png')],
         'moons': ['--steps', str(MOONS_STEPS), '--boundary', str(out_dir / 'boundary.txt')],
         'wheat_seeds': ['--epochs', str(WHEAT_EPOCHS)],
+        'vgg_memory': [],
     }
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     processes = {name: subprocess.Popen([sys.executable, str(EXAMPLES / f'{name}.py'), *args],
@@ -351,3 +352,52 @@ def test_wheat_seeds_prints_the_tutorials_fold_scores(runs):
     assert printed[1] == f'Mean Accuracy: {mean:.3f}%'
     # measured: 84.762% after 10 epochs; 93.333% after the full 500; chance is 33%
     assert 75.0 <= mean <= 100.0
+
+
+# ---- 7. VGG-16's memory ----------------------------------------------------------------------
+
+def vgg16_layers():
+    """(kind, channels in, channels out, image size) of each VGG-16 layer at 224x224."""
+    layers, channels, size = [], 3, 224
+    for convs, out in zip((2, 2, 3, 3, 3), (64, 128, 256, 512, 512)):
+        for _ in range(convs):
+            layers.append(('conv', channels, out, size))
+            channels = out
+        layers.append(('pool', channels, channels, size))
+        size //= 2
+    return layers
+
+
+def test_vgg_memory_adds_up_the_tutorials_rows_and_counts_the_engines_nodes(runs):
+    printed = output_of(runs, 'vgg_memory')
+    layers = vgg16_layers()
+    # CS231n's rows: the input, each convolution's output, each pool's output, the three FCs
+    listed = 224 * 224 * 3 + sum(out * size * size for kind, _, out, size in layers
+                                 if kind == 'conv') \
+        + sum(c * (size // 2) ** 2 for kind, c, _, size in layers if kind == 'pool') \
+        + 4096 + 4096 + 1000
+    assert listed == 15_237_608
+    assert f'  the listed rows add up to {listed:,} numbers = {listed * 4 / 1e6:.1f} MB ' \
+        f'forward, x2 = {2 * listed * 4 / 1e6:.1f} MB with backward' in printed
+    assert 'parameters: 138,357,544 (553.4 MB float32, 1,106.9 MB float64)' in printed
+    # The engine's nodes, from how it records each op: a convolution output is nin products,
+    # nin sums and a relu, plus one constant per tap on the zero padding; a 2x2 max pool
+    # output 3 maximums of 7 nodes; torchvision's 7x7 average pool on a 7x7 image one sum of
+    # one pixel (0 nodes) and a division by the constant 1 (2 nodes); dropout in training mode
+    # a constant and a product per number; a fully connected unit 2 * nin + 1 (none: the
+    # last layer's activation).
+    nodes = 0
+    for kind, cin, out, size in layers:
+        if kind == 'conv':
+            padding_taps = 9 * size * size - (3 * size - 2) ** 2
+            nodes += out * (size * size * (2 * 9 * cin + 1) + cin * padding_taps)
+        else:
+            nodes += cin * (size // 2) ** 2 * 3 * 7
+    nodes += 2 * 512 * 7 * 7
+    nodes += 4096 * (2 * 25088 + 1) + 2 * 4096 + 4096 * (2 * 4096 + 1) + 2 * 4096 + 1000 * 2 * 4096
+    [line] = [line for line in printed if line.startswith('VGG-16, one 224x224 image: ')]
+    assert line.startswith(f'VGG-16, one 224x224 image: {nodes:,} Value nodes')
+    [measured] = [line for line in printed if line.startswith('this engine, measured')]
+    after_forward, backward_peak = re.findall(r'(\d+) bytes per node after forward, (\d+) at',
+                                              measured)[0]
+    assert 100 < int(after_forward) < int(backward_peak) < 400
