@@ -26,6 +26,7 @@ ROOT = pathlib.Path(__file__).parent.parent
 EXAMPLES = ROOT / 'examples'
 MOONS_STEPS = 50
 WHEAT_EPOCHS = 10
+SIMPLIFIED_ITERATIONS = 60
 
 
 @pytest.fixture(scope='module')
@@ -40,6 +41,7 @@ def runs(tmp_path_factory):
         'moons': ['--steps', str(MOONS_STEPS), '--boundary', str(out_dir / 'boundary.txt')],
         'wheat_seeds': ['--epochs', str(WHEAT_EPOCHS)],
         'vgg_memory': [],
+        'backprop_simplified': ['--iterations', str(SIMPLIFIED_ITERATIONS), '--every', '20'],
     }
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     processes = {name: subprocess.Popen([sys.executable, str(EXAMPLES / f'{name}.py'), *args],
@@ -84,8 +86,17 @@ def tutorial_perceptron(rows, l_rate, n_epoch):
 
 def test_perceptron_prints_the_tutorials_errors_and_weights_exactly(runs):
     lines, weights = tutorial_perceptron(TOY_DATASET, 0.1, 5)
-    assert output_of(runs, 'perceptron') == lines + [repr(weights)]
+    assert output_of(runs, 'perceptron')[10:] == lines + [repr(weights)]
     assert lines[-1] == '>epoch=4, lrate=0.100, error=0.000'  # it has converged
+
+
+def test_perceptron_first_predicts_with_the_tutorials_hand_chosen_weights(runs):
+    bias, w1, w2 = -0.1, 0.20653640140000007, -0.23418117710000003  # the tutorial's weights
+    expected = ['Expected=%d, Predicted=%d' % (label, 1 if bias + w1 * x1 + w2 * x2 >= 0 else 0)
+                for x1, x2, label in TOY_DATASET]
+    assert output_of(runs, 'perceptron')[:10] == expected
+    # the tutorial's point: every prediction is right
+    assert expected == ['Expected=%d, Predicted=%d' % (label, label) for *_, label in TOY_DATASET]
 
 
 # ---- 2. backprop MLP -------------------------------------------------------------------------
@@ -149,7 +160,7 @@ def update(network, row, l_rate):
 
 def test_backprop_mlp_prints_the_tutorials_errors_and_weights(runs):
     lines, network = tutorial_backprop(TOY_DATASET, 0.5, 20, n_hidden=2, seed=1)
-    printed = output_of(runs, 'backprop_mlp')
+    printed = output_of(runs, 'backprop_mlp')[1:]
     assert printed[:20] == lines
     expected = [(f'L{i}.N{j}', neuron['weights']) for i, layer in enumerate(network)
                 for j, neuron in enumerate(layer)]
@@ -161,6 +172,16 @@ def test_backprop_mlp_prints_the_tutorials_errors_and_weights(runs):
         assert len(got) == len(weights)
         # The engine sums the hidden deltas in another order: allow a few ulps of drift.
         assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(got, weights)), line
+
+
+def test_backprop_mlp_first_prints_the_tutorials_forward_propagation_example(runs):
+    # The tutorial's network, printed by its forward_propagate, and its published output
+    network = [[{'weights': [0.13436424411240122, 0.8474337369372327, 0.763774618976614]}],
+               [{'weights': [0.2550690257394217, 0.49543508709194095]},
+                {'weights': [0.4494910647887381, 0.651592972722763]}]]
+    published = [0.6629970129852887, 0.7253160725279748]
+    assert forward(network, [1, 0, None]) == published
+    assert output_of(runs, 'backprop_mlp')[0] == f'forward propagation example: {published}'
 
 
 # ---- 3. batch norm backward ------------------------------------------------------------------
@@ -401,3 +422,57 @@ def test_vgg_memory_adds_up_the_tutorials_rows_and_counts_the_engines_nodes(runs
     after_forward, backward_peak = re.findall(r'(\d+) bytes per node after forward, (\d+) at',
                                               measured)[0]
     assert 100 < int(after_forward) < int(backward_peak) < 400
+
+
+# ---- 8. backpropagation simplified -----------------------------------------------------------
+
+def recipe_training(iterations, lr=1.2):
+    """The example's network and batch gradient descent with plain floats and the recipe's
+    gradients. Returns the cost before each update and the final predict function."""
+    X, Y = make_moons(n_samples=200, noise=0.2, rng=random.Random(3))
+    X, Y, X_held, Y_held = X[:150], Y[:150], X[150:], Y[150:]
+    rng = random.Random(1)   # MLP(2, [4, 1]) draws: each neuron's weights, bias 0
+    W1 = [[rng.uniform(-1, 1) for _ in range(2)] for _ in range(4)]
+    b1 = [0.0] * 4
+    W2 = [rng.uniform(-1, 1) for _ in range(4)]
+    b2 = 0.0
+
+    def forward_pass(X):
+        A1 = [[math.tanh(b1[j] + W1[j][0] * x[0] + W1[j][1] * x[1]) for j in range(4)] for x in X]
+        A2 = [1 / (1 + math.exp(-(b2 + sum(w * a for w, a in zip(W2, a1))))) for a1 in A1]
+        return A1, A2
+    costs, m = [], len(X)
+    for _ in range(iterations):
+        A1, A2 = forward_pass(X)
+        costs.append(-sum(y * math.log(a) + (1 - y) * math.log(1 - a) for a, y in zip(A2, Y)) / m)
+        dZ2 = [a - y for a, y in zip(A2, Y)]
+        dZ1 = [[W2[j] * dz * (1 - a1[j] ** 2) for j in range(4)] for dz, a1 in zip(dZ2, A1)]
+        dW2 = [sum(dz * a1[j] for dz, a1 in zip(dZ2, A1)) / m for j in range(4)]
+        dW1 = [[sum(d[j] * x[i] for d, x in zip(dZ1, X)) / m for i in range(2)] for j in range(4)]
+        db1 = [sum(d[j] for d in dZ1) / m for j in range(4)]
+        b2 -= lr * sum(dZ2) / m
+        W2 = [w - lr * g for w, g in zip(W2, dW2)]
+        W1 = [[w - lr * g for w, g in zip(row, grow)] for row, grow in zip(W1, dW1)]
+        b1 = [b - lr * g for b, g in zip(b1, db1)]
+
+    def accuracy(X, Y):
+        return 100 * sum((a > 0.5) == y for a, y in zip(forward_pass(X)[1], Y)) / len(Y)
+    return costs, accuracy(X, Y), accuracy(X_held, Y_held)
+
+
+def test_backprop_simplified_prints_each_stage_and_trains_as_the_recipe(runs):
+    printed = output_of(runs, 'backprop_simplified')
+    stages = [line.split(',')[0] for line in printed if line.startswith('stage ')]
+    assert stages == ['stage 1', 'stage 2', 'stage 3', 'stage 4']
+    [difference] = [line for line in printed if 'largest difference, engine vs recipe' in line]
+    assert float(difference.rsplit(': ', 1)[1]) < 1e-12
+    costs, train_accuracy, held_out_accuracy = recipe_training(SIMPLIFIED_ITERATIONS)
+    logged = {int(m.group(1)): float(m.group(2)) for line in printed
+              for m in [re.fullmatch(r'  iteration (\d+): cost (\S+)', line)] if m}
+    assert sorted(logged) == [0, 20, 40, SIMPLIFIED_ITERATIONS - 1]
+    for i, cost in logged.items():
+        assert abs(cost - costs[i]) < 1e-6   # printed to 6 decimals
+    assert costs[-1] < 0.6 * costs[0]
+    assert f'  training accuracy: {train_accuracy:.1f}% of 150' in printed
+    assert f'  held-out accuracy: {held_out_accuracy:.1f}% of 50' in printed
+    assert held_out_accuracy >= 80.0  # measured: 90% after 60 iterations and after 300
