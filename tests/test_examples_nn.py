@@ -2,9 +2,10 @@
 
 The examples start together (they run in parallel subprocesses), and each test then checks one
 example's output against an independent plain-Python computation of the same tutorial.
-Two examples run shortened here, because the scalar engine needs minutes for the full runs:
-moons.py with --steps 50 (the first 50 lines of its 100-step run) and wheat_seeds.py with
---epochs 10 (the full 500 epochs print a mean accuracy of 93.333%).
+Some examples run shortened here, because the scalar engine needs minutes for the full runs:
+moons.py with --steps 50 (the first 50 lines of its 100-step run), wheat_seeds.py with
+--epochs 10 (the full 500 epochs print a mean accuracy of 93.333%), backprop_simplified.py with
+60 iterations, and lenet5_digits.py with one step on two images (about 5 s an image).
 """
 import ast
 import importlib.util
@@ -42,6 +43,7 @@ def runs(tmp_path_factory):
         'wheat_seeds': ['--epochs', str(WHEAT_EPOCHS)],
         'vgg_memory': [],
         'backprop_simplified': ['--iterations', str(SIMPLIFIED_ITERATIONS), '--every', '20'],
+        'lenet5_digits': ['--steps', '1', '--batch-size', '2', '--test-images', '2'],
     }
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     processes = {name: subprocess.Popen([sys.executable, str(EXAMPLES / f'{name}.py'), *args],
@@ -476,3 +478,62 @@ def test_backprop_simplified_prints_each_stage_and_trains_as_the_recipe(runs):
     assert f'  training accuracy: {train_accuracy:.1f}% of 150' in printed
     assert f'  held-out accuracy: {held_out_accuracy:.1f}% of 50' in printed
     assert held_out_accuracy >= 80.0  # measured: 90% after 60 iterations and after 300
+
+
+# ---- 9. LeNet-5 on the digits ----------------------------------------------------------------
+
+def plain_lenet5_logits(parameters, image):
+    """LeNet-5's forward pass with plain floats, from its parameters in model order (per
+    neuron: weights, then bias): conv 6@5x5 relu, 2x2 mean, conv 16@5x5 relu, 2x2 mean,
+    120 relu, 84 relu, 10."""
+    params = iter(parameters)
+
+    def neuron(inputs, relu):
+        z = sum(next(params) * x for x in inputs)
+        z = next(params) + z
+        return max(z, 0.0) if relu else z
+
+    def conv(channels, n_out):
+        size = len(channels[0]) - 4
+        kernels = []
+        for _ in range(n_out):
+            weights = [next(params) for _ in range(len(channels) * 25)]
+            bias = next(params)
+            kernels.append((weights, bias))
+        return [[[max(0.0, b + sum(w * x for w, x in zip(weights, [
+            ch[r + dr][c + dc] for ch in channels for dr in range(5) for dc in range(5)])))
+            for c in range(size)] for r in range(size)] for weights, b in kernels]
+
+    def pool(channels):
+        return [[[(ch[2 * r][2 * c] + ch[2 * r][2 * c + 1] + ch[2 * r + 1][2 * c]
+                   + ch[2 * r + 1][2 * c + 1]) / 4 for c in range(len(ch) // 2)]
+                 for r in range(len(ch) // 2)] for ch in channels]
+    x = pool(conv(pool(conv(image, 6)), 16))
+    x = [v for ch in x for row in ch for v in row]
+    x = [neuron(x, True) for _ in range(120)]
+    x = [neuron(x, True) for _ in range(84)]
+    return [neuron(x, False) for _ in range(10)]
+
+
+def test_lenet5_digits_runs_an_engine_step_on_the_upscaled_digits(runs):
+    sklearn = pytest.importorskip('sklearn.datasets', reason='the digits ship with scikit-learn')
+    from micrograd.architectures import lenet5
+    printed = output_of(runs, 'lenet5_digits')
+    assert printed[0] == ('LeNet-5: 61,706 parameters; 1437 training and 360 held-out digits, '
+                          'upscaled to 32x32')
+    # the first training batch, upscaled here independently: each pixel a 4x4 block, / 16
+    digits = sklearn.load_digits()
+    rows = list(zip(digits.data.tolist(), digits.target.tolist()))
+    random.Random(0).shuffle(rows)
+    images = [[[[pixels[8 * (r // 4) + c // 4] / 16 for c in range(32)] for r in range(32)]]
+              for pixels, _ in rows[:2]]
+    parameters = lenet5(num_classes=10, rng=random.Random(0)).parameter_values()
+    losses = []
+    for image, (_, label) in zip(images, rows[:2]):
+        logits = plain_lenet5_logits(parameters, image)
+        top = max(logits)
+        losses.append(math.log(sum(math.exp(z - top) for z in logits)) - (logits[int(label)] - top))
+    [step] = [line for line in printed if line.startswith('step 0: ')]
+    assert step.startswith(f'step 0: loss {sum(losses) / 2:.4f} on 2 images')
+    accuracies = [line for line in printed if line.startswith('held-out accuracy')]
+    assert len(accuracies) == 2 and all(line.endswith('% on 2 images') for line in accuracies)
