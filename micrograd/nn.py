@@ -156,7 +156,8 @@ class Module:
         return repr(self)
 
     def train(self, mode=True):
-        """Training mode (the default) or, with mode=False, evaluation mode; for BatchNorm1d."""
+        """Training mode (the default) or, with mode=False, evaluation mode: batch norm then uses
+        its running statistics and dropout passes its input through unchanged."""
         self.training = mode
         for child in self.children():
             child.train(mode)
