@@ -1,13 +1,15 @@
 """summary(model, input_shape): shapes, parameter counts and Value-node counts computed from
 shapes alone, each checked against what running the model actually builds."""
+import inspect
 import random
 
 import pytest
 
+from micrograd import nn
 from micrograd.engine import Value, topo_order
 from micrograd.nn import (MLP, Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d,
                           Concat, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Layer, MaxPool2d,
-                          Module, Neuron, Residual, Sequential, nested_shape)
+                          Module, Neuron, Perceptron, Residual, Sequential, nested_shape)
 from micrograd.summary import summary
 
 
@@ -40,6 +42,7 @@ def modules():
         (Layer(4, 3, activation='sigmoid', rng=rng), (4,)),
         (Layer(4, 1, rng=rng), (4,)),
         (Neuron(3, rng=rng), (3,)),
+        (Perceptron(3, rng=rng), (3,)),
         (MLP(3, [4, 2], rng=rng), (3,)),
         (MaxPool2d(2), (2, 5, 4)),
         (MaxPool2d(3, stride=2, padding=1), (1, 6, 5)),
@@ -78,6 +81,23 @@ def test_summary_shapes_counts_and_nodes_are_what_running_the_model_builds(model
     assert table.output_shape == nested_shape(out)
     assert table.parameters == model.parameter_count() == len(model.parameters())
     assert table.value_nodes == nodes
+
+
+def test_every_module_of_nn_is_in_the_list_above():
+    """A new module must declare its shape and node count, and be added to modules()."""
+    public = {cls for _, cls in inspect.getmembers(nn, inspect.isclass)
+              if issubclass(cls, Module) and cls is not Module and not cls.__name__.startswith('_')}
+    listed = {type(model) for model, _ in modules()}
+    listed |= {type(m) for model, _ in modules() for m in walk(model)}
+    assert public - listed == {BatchNorm1d}  # a batch layer: tested on its own below
+
+
+def walk(model):
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        yield module
+        stack.extend(module.children())
 
 
 def test_summary_counts_batchnorm1d_per_row_in_eval_mode():
