@@ -1,18 +1,12 @@
-"""Program -> one standalone C99 file needing only libm.
+"""Program -> one standalone C99 file needing only libm, with the ABI of `abi.py`.
 
-Calling convention (all arrays of double; n_params leading inputs come from `params`, the rest
-from each data row):
-
-    void NAME(const double *in, double *out);                     one row, all inputs in `in`
-    void NAME_batch(const double *params, const double *data, double *out, long n);
-    void NAME_sum(const double *params, const double *data, double *sum, long n);
-    int NAME_n_in(void), NAME_n_params(void), NAME_n_out(void);
-
-`_batch` writes n rows of outputs; `_sum` adds the outputs of n rows (row 0 first), e.g. a
-loss and its parameter gradients over a batch. Small programs become straight-line code, one
-`const double` per instruction. Above `STRAIGHT_LINE_LIMIT` instructions gcc slows down and
-eventually crashes, so big programs become a table (opcode, argument slots) run by a loop.
+Programs with dense layers are drawn from the loop level (loops.py, emit_loops.py). Other small
+programs become straight-line code, one `const double` per instruction. Above
+`STRAIGHT_LINE_LIMIT` instructions gcc slows down and eventually crashes, so big programs become
+a table (opcode, argument slots) run by a loop. `_sum` adds the rows' outputs in row order.
 """
+import warnings
+
 from codegen import VERSION, emit_loops, emit_simd, loops
 from codegen.c_common import literal, row_by_row_batch
 from codegen.ir import check, format as format_program
@@ -57,6 +51,12 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
         if loop_level or loops.has_structure(lowered):
             return emit_loops.to_c(lowered, threads=threads)
     straight = len(program.instrs) <= straight_line_limit
+    if not straight and (lanes > 1 or threads > 1):
+        warnings.warn(f'{program.name}: {len(program.instrs)} instructions and no dense layer '
+                      'found, so it runs table-driven (16 rows per instruction, one thread): '
+                      f'lanes={lanes} and threads={threads} apply only to straight-line programs '
+                      f'(up to {straight_line_limit} instructions) and to the loop level',
+                      stacklevel=2)
     body = _straight_line if straight else _table_driven
     source = header(program) + body(program, n_params) + _metadata_and_single(program, n_params)
     if straight and (lanes > 1 or threads > 1):

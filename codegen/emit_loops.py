@@ -173,31 +173,41 @@ def _slot(a):
     return a
 
 
+STATEMENTS_PER_FUNCTION = 200  # gcc's time grows faster than linearly with a function's size
+
+
 def _chunk_function(loops, name):
-    """`NAME_chunk`: every slot of up to MG_CHUNK rows (rows past `rows` are zeros)."""
+    """`NAME_chunk`: every slot of up to MG_CHUNK rows (rows past `rows` are zeros). The body
+    is cut into parts of STATEMENTS_PER_FUNCTION statements, called in order."""
     n_data = len(loops.program.inputs) - loops.n_params
-    tables, lines = [], [
-        f'static void {name}_chunk(const double *mg_p, const double *mg_x, long rows, '
-        'double (*w)[MG_CHUNK]) {',
-        '  long r, m;',
-        '  (void)mg_p; (void)mg_x; (void)m;',
-        '  for (r = 0; r < MG_CHUNK; r++) {']
-    for s, d in loops.inputs:
-        lines.append(f'    w[{s}][r] = r < rows ? mg_x[r * {n_data} + {d}] : 0.0;')
-    for s, value in loops.constants:
-        lines.append(f'    w[{s}][r] = {_operand(value) if not isinstance(value, int) else 0};')
-    lines.append('  }')
-    k = 0
-    for statement in loops.body:
-        if isinstance(statement, Map):
-            lines.append(_map(statement))
-        else:
+    load = [f'    w[{s}][r] = r < rows ? mg_x[r * {n_data} + {d}] : 0.0;' for s, d in loops.inputs]
+    load += [f'    w[{s}][r] = {_operand(value)};' for s, value in loops.constants]
+    tables, parts, k = [], [], 0
+    for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
+        lines = []
+        for statement in loops.body[first:first + STATEMENTS_PER_FUNCTION]:
+            if isinstance(statement, Map):
+                lines.append(_map(statement))
+                continue
             more, code = (_dense if isinstance(statement, Dense) else _each)(statement, k, name)
             tables += more
             lines.append(code)
             k += 1
-    lines.append('}')
-    return ''.join(tables) + '\n'.join(lines) + '\n'
+        parts.append(lines)
+    text = ''.join(tables)
+    for i, lines in enumerate(parts):
+        text += (f'static void {name}_part{i}(const double *mg_p, double (*w)[MG_CHUNK]) {{\n'
+                 '  long r, m;\n  (void)mg_p; (void)r; (void)m;\n' + '\n'.join(lines) + '\n}\n\n')
+    calls = ''.join(f'  {name}_part{i}(mg_p, w);\n' for i in range(len(parts)))
+    return text + f'''static void {name}_chunk(const double *mg_p, const double *mg_x, long rows,
+                        double (*w)[MG_CHUNK]) {{
+  long r;
+  (void)mg_p; (void)mg_x; (void)rows;
+  for (r = 0; r < MG_CHUNK; r++) {{
+{chr(10).join(load)}
+  }}
+{calls}}}
+'''
 
 
 def _output_tables(loops, name):

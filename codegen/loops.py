@@ -460,6 +460,13 @@ def evaluate_batch(loops, params, rows):
     return result
 
 
+# Above this many scalar statements the loop level's C compiles slowly (each Map is a loop that
+# gcc -O3 vectorises: 7,131 of them, the digits CNN's, took 46 s against 0.5 s table-driven).
+MAP_LIMIT = 1000
+
+
 def has_structure(loops):
-    """True when the loop level found a dense group (else the scalar emitters serve better)."""
-    return any(isinstance(s, Dense) for s in loops.body)
+    """True when the loop level found a dense group and left little scalar code (else the
+    scalar emitters serve better)."""
+    maps = sum(1 for s in loops.body if isinstance(s, Map))
+    return maps <= MAP_LIMIT and any(isinstance(s, Dense) for s in loops.body)
