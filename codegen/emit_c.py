@@ -20,7 +20,7 @@ def atom(a):
 
 
 def expression(instr, atoms):
-    return instr.op.c.format(*atoms, p=literal(instr.param or 0.0))
+    return instr.op.c_with(instr.param).format(*atoms, p=literal(instr.param or 0.0))
 
 
 def header(program):

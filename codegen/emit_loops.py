@@ -124,7 +124,8 @@ def _header(loops):
 
 def _map(statement):
     instr = statement.instr
-    expr = instr.op.c.format(*map(_operand, statement.args), p=literal(instr.param or 0.0))
+    expr = instr.op.c_with(instr.param).format(*map(_operand, statement.args),
+                                               p=literal(instr.param or 0.0))
     return (f'  for (r = 0; r < MG_CHUNK; r++) w[{statement.out}][r] = {expr};'
             f'  /* {instr} */')
 
@@ -143,7 +144,7 @@ def _each(statement, k, name):
             tables.append(_table(f'{name}_e{k}_{i}', a))
             atoms.append(f'w[{name}_e{k}_{i}[m]][r]')
     g = statement.group
-    expr = g.op.c.format(*atoms, p=literal(g.param or 0.0))
+    expr = g.op.c_with(g.param).format(*atoms, p=literal(g.param or 0.0))
     return tables, (f'  for (m = 0; m < {len(g.outs)}; m++)  /* {g.outs[0]} = {g.op.name} ... */\n'
                     f'    for (r = 0; r < MG_CHUNK; r++) w[{statement.out} + m][r] = {expr};')
 

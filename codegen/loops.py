@@ -212,7 +212,7 @@ def _allocate(program, n_params, order, outers):
             args = tuple(tuple(as_slot(r) for r in a.registers) if isinstance(a, recover.Strip)
                          else operand(a) for a in unit.args)
             body.append(Each(unit, block(unit.outs), args))
-        for a in set(_reads(unit)):
+        for a in dict.fromkeys(_reads(unit)):  # in order: the same slots on every run
             if last_use.get(a) == k and a in recyclable:
                 free.append(slot[a])
     statements = tuple(body)

@@ -147,7 +147,7 @@ def assign_slots(program, first_slot=0):
             slot[instr.out] = free.pop()
         else:
             slot[instr.out], count = count, count + 1
-        for a in set(instr.args):
+        for a in dict.fromkeys(instr.args):  # in order: the same slots on every run
             if isinstance(a, str) and last_use.get(a) == i:
                 free.append(slot[a])
         if instr.out not in last_use:  # never read: its slot is free again at once

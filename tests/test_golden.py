@@ -1,4 +1,5 @@
-"""Golden files: the IR listing, generated Python and generated C of three tiny graphs.
+"""Golden files: the IR listing, loop-level listing, generated Python and generated C of four
+tiny graphs.
 
 A change to the generated text must be deliberate: regenerate with
     UPDATE_GOLDEN=1 python3 -m pytest tests/test_golden.py
@@ -40,7 +41,18 @@ def batch():
                                          ['w', 'unused'])), 1
 
 
-GRAPHS = {'neuron': neuron, 'specials': specials, 'batch': batch}
+def layer():
+    """A dense layer of 4 tanh neurons over 4 inputs, its loss summed: the loop level's C."""
+    w = [[Value(0.1 * (i - j), label=f'w{i}{j}') for j in range(4)] for i in range(4)]
+    b = [Value(0.05 * i, label=f'b{i}') for i in range(4)]
+    x = [Value(1.0, label=f'x{j}') for j in range(4)]
+    loss = sum(sum((wi[j] * x[j] for j in range(4)), bi).tanh() for wi, bi in zip(w, b))
+    params = [v for wi, bi in zip(w, b) for v in wi + [bi]]
+    program = codegen.trace(loss, params + x, 'layer')
+    return codegen.optimize(codegen.grad(program, program.inputs[:len(params)])), len(params)
+
+
+GRAPHS = {'neuron': neuron, 'specials': specials, 'batch': batch, 'layer': layer}
 
 
 def emitted(name, kind):
@@ -49,10 +61,12 @@ def emitted(name, kind):
         return str(program) + '\n'
     if kind == 'py':
         return codegen.to_python(program)
+    if kind == 'loops':
+        return str(codegen.loops.lower(program, n_params)) + '\n'
     return codegen.to_c(program, n_params)
 
 
-@pytest.mark.parametrize('kind', ['ir', 'py', 'c'])
+@pytest.mark.parametrize('kind', ['ir', 'py', 'c', 'loops'])
 @pytest.mark.parametrize('name', sorted(GRAPHS))
 def test_generated_text_matches_the_golden_file(name, kind):
     path = GOLDEN / f'{name}.{kind}'

@@ -18,7 +18,7 @@ static void batch_row(const double *mg_p, const double *mg_x, double *mg_out) {
   const double x = mg_x[0];
   const double v0 = w * x;
   const double v1 = v0 - 1.0;
-  const double v2 = pow(v1, 2.0);
+  const double v2 = v1 * v1;
   /* grad of: v2 = pow[p=2.0] v1 */
   const double t0 = pow(v1, 1.0);
   const double g_v1 = 2.0 * t0;

@@ -77,7 +77,7 @@ static void specials_row(const double *mg_p, const double *mg_x, double *mg_out)
   const double v14 = v10 + v13;
   const double v15 = v14 + NAN;
   const double v16 = v15 + (-0.0);
-  const double v17 = pow(2.0, x);
+  const double v17 = (x == 2.0 ? 2.0 * 2.0 : (x == -1.0 ? 1.0 / 2.0 : pow(2.0, x)));
   const double v18 = exp(v17);
   const double v19 = v16 + v18;
   /* grad of: v17 = powv 2.0 x */
@@ -87,7 +87,7 @@ static void specials_row(const double *mg_p, const double *mg_x, double *mg_out)
   const double t5 = 1.0 / y;
   const double g_y = t5 * 5e-324;
   /* grad of: v7 = pow[p=3.0] v6 */
-  const double t7 = pow(v6, 2.0);
+  const double t7 = v6 * v6;
   const double t8 = 3.0 * t7;
   const double g_v6 = t8 * (-0.0);
   /* grad of: v6 = sigmoid v5 */
