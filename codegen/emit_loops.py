@@ -79,22 +79,29 @@ OUTER = r'''/* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the 
  * lanes, each adding its rows in order; xt is scratch for the chunk's x transposed. */
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, double *xt) {
+  const int full = L - L % MG_JB;
   long r;
   int m, j, i;
-  for (r = 0; r < rows; r++)
-    for (j = 0; j < L; j++) xt[r * L + j] = w[x[j]][r];
+  for (j = 0; j < L; j++) {
+    const double *xj = w[x[j]];
+    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
+  }
   for (m = 0; m < M; m++) {
     const double *gm = w[g[m]];
     double *s = S + (long)m * L;
-    for (j = 0; j < L; j += MG_JB) {
-      const int jb = L - j < MG_JB ? L - j : MG_JB;
+    for (j = 0; j < full; j += MG_JB) {  /* full tiles: the sums stay in registers */
       double a[MG_JB];
-      for (i = 0; i < jb; i++) a[i] = s[j + i];
+      for (i = 0; i < MG_JB; i++) a[i] = s[j + i];
       for (r = 0; r < rows; r++) {
         const double c = gm[r], *xr = xt + r * L + j;
-        for (i = 0; i < jb; i++) a[i] = a[i] + xr[i] * c;
+        for (i = 0; i < MG_JB; i++) a[i] = a[i] + xr[i] * c;
       }
-      for (i = 0; i < jb; i++) s[j + i] = a[i];
+      for (i = 0; i < MG_JB; i++) s[j + i] = a[i];
+    }
+    for (j = full; j < L; j++) {  /* the last few sums, one at a time */
+      double a = s[j];
+      for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[r];
+      s[j] = a;
     }
   }
 }

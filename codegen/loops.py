@@ -242,8 +242,9 @@ def _affine_text(base, stride_m, stride_j):
 
 
 def _slots_text(slots):
-    """w3 w4 w5 ... as a range when the slots are consecutive."""
-    if len(slots) > 2 and list(slots) == list(range(slots[0], slots[0] + len(slots))):
+    """w3 w4 w5 ... as a range w3..w5 (or w5..w3) when the slots are consecutive."""
+    step = 1 if len(slots) < 2 or slots[1] > slots[0] else -1
+    if len(slots) > 2 and list(slots) == [slots[0] + step * k for k in range(len(slots))]:
         return f'w{slots[0]}..w{slots[-1]}'
     return ' '.join(map(operand_text, slots))
 
