@@ -7,7 +7,7 @@ a table (opcode, argument slots) run by a loop. `_sum` adds the rows' outputs in
 """
 import warnings
 
-from codegen import VERSION, emit_loops, emit_simd, loops
+from codegen import VERSION, emit_loops, emit_simd, loops, recover
 from codegen.c_common import literal, row_by_row_batch
 from codegen.ir import check, format as format_program
 from codegen.passes import assign_slots
@@ -46,7 +46,7 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
         raise ValueError(f'n_params={n_params} but the program has {len(program.inputs)} inputs')
     if lanes not in (1, 2, 4, 8) or threads < 1:
         raise ValueError(f'lanes must be 1, 2, 4 or 8 and threads >= 1, got {lanes}, {threads}')
-    if loop_level is not False:
+    if loop_level or (loop_level is None and recover.find_dense(program, n_params)):
         lowered = loops.lower(program, n_params)
         if loop_level or loops.has_structure(lowered):
             return emit_loops.to_c(lowered, threads=threads)

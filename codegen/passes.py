@@ -15,6 +15,12 @@ def _read(alias, args):
     return tuple(alias.get(a, a) if isinstance(a, str) else a for a in args)
 
 
+def _with_args(instr, args):
+    """`instr` reading `args` (itself when nothing changed: most instructions, and big
+    programs are rebuilt on every pass)."""
+    return instr if args == instr.args else instr._replace(args=args)
+
+
 def _rebuild(program, instrs, alias):
     """`program` with new instructions and its outputs read through `alias`."""
     return replace(program, instrs=_carry_notes(program.instrs, instrs),
@@ -45,7 +51,7 @@ def fold(program):
             p = instr.param
             alias[instr.out] = instr.op.fwd(*args) if p is None else instr.op.fwd(*args, p)
         else:
-            kept.append(instr._replace(args=args))
+            kept.append(_with_args(instr, args))
     return _rebuild(program, kept, alias)
 
 
@@ -75,7 +81,7 @@ def simplify(program):
     `x + 0.0 -> x` is deliberately absent: it turns -0.0 into 0.0."""
     alias, negated, kept = {}, {}, []
     for instr in program.instrs:
-        instr = instr._replace(args=_read(alias, instr.args))
+        instr = _with_args(instr, _read(alias, instr.args))
         same = _identity(instr)
         if same is None and instr.op is NEG and instr.args[0] in negated:
             same = negated[instr.args[0]]
@@ -100,7 +106,7 @@ def cse(program):
             alias[instr.out] = seen[key]
             continue
         seen[key] = instr.out
-        kept.append(instr._replace(args=args))
+        kept.append(_with_args(instr, args))
     return _rebuild(program, kept, alias)
 
 
