@@ -1,9 +1,4 @@
-"""Loops -> one standalone C99 file: the loop level rendered as C, with the ABI of emit_c.
-
-    void NAME(const double *in, double *out);
-    void NAME_batch(const double *params, const double *data, double *out, long n);
-    void NAME_sum(const double *params, const double *data, double *sum, long n);
-    int NAME_n_in(void), NAME_n_params(void), NAME_n_out(void);
+"""Loops -> one standalone C99 file: the loop level rendered as C, with the ABI of abi.py.
 
 Rows run in chunks of MG_CHUNK: slot s of row r is w[s][r]. A Map is one loop over the rows of
 the chunk; a Dense group calls `mg_dense`, an Outer group `mg_outer`: two small kernels, register

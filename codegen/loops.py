@@ -206,7 +206,8 @@ def _allocate(program, n_params, order, outers):
             recyclable.add(unit.out)
         elif isinstance(unit, recover.Dense):
             vector = tuple(as_slot(v) for v in unit.vector)
-            init = None if unit.init is None else tuple(operand(a) for a in unit.init)
+            init = None if unit.init is None else tuple(
+                params[a] if a in params else as_slot(a) for a in unit.init)
             body.append(Dense(unit, block(unit.outs), vector, init))
         else:
             args = tuple(tuple(as_slot(r) for r in a.registers) if isinstance(a, recover.Strip)

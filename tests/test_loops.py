@@ -181,6 +181,22 @@ def test_a_layer_built_by_hand_mixed_with_scalar_code(column_major, tmp_path, mo
                           monkeypatch)
 
 
+def test_neurons_without_bias_start_from_a_literal(tmp_path, monkeypatch):
+    """sum(w*x, 0.0): each chain starts from the literal 0.0, which the loop level reads as a
+    row-constant slot (the bits of 0.0 + w0*x0: a -0.0 product becomes 0.0)."""
+    rng = random.Random(9)
+    W, _, _ = hand_built_layer(rng, 5, 4, False)
+    params = [w for row in W for w in row]
+    x = [Value(0.0, label=f'x{j}') for j in range(4)]
+    loss = sum(sum((W[i][j] * x[j] for j in range(4)), 0.0).tanh() for i in range(5))
+    program = codegen.optimize(codegen.grad(codegen.trace(loss, params + x)))
+    lowered = loops.lower(program, len(params))
+    assert any(isinstance(s, loops.Dense) and s.init is not None for s in lowered.body)
+    rows = [[rng.uniform(-2, 2) for _ in range(4)] for _ in range(10)] + [[-0.0] * 4, [0.0] * 4]
+    check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
+                          monkeypatch)
+
+
 def test_hostile_labels_reach_no_source(tmp_path, monkeypatch):
     """Labels are user text: none of them may break or enter the generated C or Python."""
     use_private_cache(tmp_path, monkeypatch)
