@@ -3,7 +3,8 @@
 For random graphs (shared sub-expressions, every op of the table) and random inputs (0, ±0, ±inf,
 nan, huge, tiny, subnormal), the engine's forward value and backward() gradients equal
 codegen.evaluate(grad(trace(...))), the generated Python and the generated C, before and after
-codegen.optimize. "Equal" is `codegen_support.same`: bitwise with nan == nan, zero's sign aside.
+codegen.optimize. "Equal" is `exact.same`: the same bits, zero's sign included, any nan equal to
+any nan.
 
 C compiles cost ~0.15 s each, so the C properties draw fewer graphs and evaluate each compiled
 graph on many input rows through Compiled.batch.

@@ -19,15 +19,11 @@ import pytest
 from hypothesis import given, note, settings
 
 import replay
+from exact import same
 from micrograd.engine import Value, topo_order
 from micrograd.gradcheck import gradcheck
 from micrograd.ops import OPS
 from strategies import SPECIAL_EXPONENTS, SPECIALS, Recipe, recipes_with_inputs
-
-
-def same(a, b):
-    """IEEE equality with nan equal to nan; the sign of zero is not part of the contract."""
-    return a == b or (isnan(a) and isnan(b))
 
 
 def grads(build, *xs):

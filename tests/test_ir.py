@@ -37,7 +37,8 @@ def test_the_listing_shows_gradient_notes_literals_and_parameters():
       v1 = sub v0 1.5
       # grad of: v0 = pow[p=3.0] x
       t0 = pow[p=2.0] x
-      g_x = mul 3.0 t0
+      t1 = mul 3.0 t0
+      g_x = add 0.0 t1
   in ( v1, g_x ) }'''
 
 
