@@ -9,6 +9,7 @@ import subprocess
 
 import codegen
 from exact import assert_same, same  # noqa: F401 (re-exported for the codegen tests)
+from codegen.train import FAST_FLAGS
 from micrograd.engine import Value, topo_order
 from replay import SUGAR
 from micrograd.ops import OPS
@@ -72,6 +73,15 @@ def build_c(program, **options):
     """build(program, 'c') with the warning flags every test compile uses."""
     options.setdefault('flags', STRICT_FLAGS)
     return codegen.build(program, 'c', **options)
+
+
+def build_c_with(program, n_params=0, lanes=1, threads=1):
+    """`codegen.to_c(program, n_params, lanes=, threads=)` compiled and loaded: the opt-in fast
+    entry points, built with the flags Trainer(fast=True) uses (GNU C, OpenMP)."""
+    source = codegen.to_c(program, n_params, lanes=lanes, threads=threads)
+    flags = STRICT_FLAGS if (lanes, threads) == (1, 1) else FAST_FLAGS
+    return codegen.Compiled(program, source, 'c', n_params,
+                            build_module.compile_source(source, flags))
 
 
 def run_c_program(sources, tmp_path, args=(), flags=()):
