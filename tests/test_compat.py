@@ -23,6 +23,7 @@ import zipfile
 import pytest
 from hypothesis import given, note, reject, settings, strategies as st
 
+import needs
 import replay
 from exact import same
 from micrograd import ieee
@@ -89,7 +90,8 @@ def Ref():
     try:
         path = reference_engine_path()
     except OSError as error:
-        pytest.skip(f'micrograd {VERSION} not available: {error}')
+        needs.missing(f'micrograd {VERSION} (the reference engine, fetched from PyPI on first '
+                      f'use: {error})', f'pip download micrograd=={VERSION} must work')
     spec = importlib.util.spec_from_file_location('micrograd_ref_engine', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import needs
+
 ROOT = pathlib.Path(__file__).parent.parent
 
 
@@ -45,7 +47,7 @@ def test_the_demo_trains_three_ways_to_the_same_losses_and_writes_its_files(tmp_
 @pytest.mark.needs_cc
 @pytest.mark.slow
 def test_the_digits_cnn_reaches_95_percent_test_accuracy():
-    pytest.importorskip('sklearn', reason='the digits data ships with scikit-learn')
+    needs.module('sklearn', "pip install scikit-learn (extra 'demo': the digits data)")
     out = run('digits_cnn.py')
     accuracy = float(re.search(r'test accuracy: ([0-9.]+)%', out).group(1))
     assert accuracy >= 95.0, out
