@@ -9,8 +9,16 @@ BIN := $(VENV)/bin
 demo: $(VENV)/ready graphviz
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/ready graphviz
+# The tests need the PyTorch oracle too (float64 reference values): installed here, so every
+# developer runs it, not only CI. pip takes the CPU wheel from $$PIP_FIND_LINKS when one is there;
+# elsewhere add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu for the small CPU build.
+# A test that cannot run fails with the install command (tests/needs.py); a skip fails the run.
+test: $(VENV)/ready $(VENV)/oracle graphviz
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/oracle: $(VENV)/ready
+	$(BIN)/python -m pip install -q -e '.[oracle]'
+	touch $@
 
 # The peers (PyTorch, JAX, CasADi) are installed on first use; micrograd 0.1.0 gets a venv of
 # its own (bench/.venv-micrograd), since both packages are called micrograd.
