@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench graphviz clean
+.PHONY: demo test bench mutate graphviz clean
 
 demo: $(VENV)/ready graphviz
 	$(BIN)/python examples/demo.py
@@ -25,6 +25,13 @@ $(VENV)/oracle: $(VENV)/ready
 bench: $(VENV)/ready
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py
+
+# Mutation testing (cosmic-ray, see tools/mutate.py): each core module's mutants against only
+# the tests that cover it. Not part of `make test` or CI. MUTATE_MODULES="ieee ops" picks some.
+MUTATE_MODULES ?=
+mutate: $(VENV)/ready $(VENV)/oracle
+	$(BIN)/python -m pip install -q -e '.[mutate]'
+	$(BIN)/python tools/mutate.py $(MUTATE_MODULES)
 
 $(VENV)/ready: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
