@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import codegen
 from codegen import Instr, Program
 from codegen_support import (assert_same, build_c, build_module, emit_c_module, engine,
-                             traced, use_private_cache)
+                             ordered_sum, traced, use_private_cache)
 from micrograd.ops import OPS
 from strategies import (SPECIAL_EXPONENTS, SPECIALS, Recipe, cancelling_recipes, inputs,
                         mixed_finite_floats, recipes)
@@ -162,14 +162,6 @@ def test_table_driven_c_equals_the_engine(recipe, seed, private_cache, monkeypat
 
 
 # ---- batches with shared parameters, and sums over rows ---------------------------------------
-
-def ordered_sum(rows_of_outputs):
-    """What `sum` promises: outputs added up row by row, row 0 first, starting from 0.0."""
-    total = [0.0] * len(rows_of_outputs[0])
-    for outputs in rows_of_outputs:
-        total = [t + o for t, o in zip(total, outputs)]
-    return tuple(total)
-
 
 BACKENDS = ['python', pytest.param('c', marks=pytest.mark.needs_cc),
             pytest.param('c-table', marks=pytest.mark.needs_cc)]

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import codegen
-from codegen_support import assert_same, build_c_with, engine, traced, use_private_cache
+from codegen_support import (assert_same, build_c_with, engine, ordered_sum, traced,
+                             use_private_cache)
 from micrograd.engine import Value
 from micrograd.nn import MLP
 from strategies import SPECIALS, cancelling_recipes, mixed_finite_floats, recipes
@@ -26,14 +27,6 @@ ROWS_PER_THREAD = 64   # emit_simd starts a second thread only from 2 * 64 rows
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
     return use_private_cache(tmp_path, monkeypatch)
-
-
-def ordered_sum(outputs):
-    """Rows added one by one, row 0 first, from 0.0 (what the default `sum` does)."""
-    total = [0.0] * len(outputs[0])
-    for row in outputs:
-        total = [t + o for t, o in zip(total, row)]
-    return total
 
 
 def documented_sum(outputs, lanes, threads):
