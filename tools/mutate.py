@@ -24,7 +24,10 @@ OUT = ROOT / 'out' / 'mutate'
 # module -> (file, the tests that cover it). Only these run for each of its mutants.
 TESTS = {
     'ieee': ('micrograd/ieee.py', ['tests/test_ops.py']),
-    'ops': ('micrograd/ops.py', ['tests/test_ops.py']),
+    'ops': ('micrograd/ops.py', ['tests/test_ops.py',
+                                 'tests/test_engine.py::test_smooth_random_graphs_match_pytorch',
+                                 'tests/test_engine.py::'
+                                 'test_special_values_match_pytorch_where_rules_agree']),
     'engine': ('micrograd/engine.py', ['tests/test_engine.py']),
     'ir': ('codegen/ir.py', ['tests/test_ir.py']),
     'lower': ('codegen/lower.py', ['tests/test_lower.py', 'tests/test_ir.py']),
@@ -73,7 +76,8 @@ def cosmic_ray(command, *args, cwd):
 
 
 def mutate(module, tree, timeout=120.0):
-    """Run every mutant of `module` against its tests; return cr-report's text."""
+    """Run every mutant of `module` against its tests; return cr-report's text (the survivors,
+    each with its diff, then the score)."""
     path, tests = TESTS[module]
     config, session = OUT / f'{module}.toml', OUT / f'{module}.sqlite'
     config.write_text(CONFIG.format(path=path, timeout=timeout, python=sys.executable,
@@ -86,7 +90,8 @@ def mutate(module, tree, timeout=120.0):
         if done.returncode:
             raise SystemExit(f'{" ".join(step[:2])} failed for {module}:\n{done.stdout}\n'
                              f'{done.stderr}')
-    report = cosmic_ray('cr-report', '--show-output', str(session), cwd=tree).stdout
+    report = cosmic_ray('cr-report', '--show-diff', '--surviving-only', str(session),
+                        cwd=tree).stdout
     (OUT / f'{module}.txt').write_text(report, encoding='utf-8')
     return report
 
