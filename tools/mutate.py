@@ -27,7 +27,9 @@ TESTS = {
     'ops': ('micrograd/ops.py', ['tests/test_ops.py',
                                  'tests/test_engine.py::test_smooth_random_graphs_match_pytorch',
                                  'tests/test_engine.py::'
-                                 'test_special_values_match_pytorch_where_rules_agree']),
+                                 'test_special_values_match_pytorch_where_rules_agree',
+                                 'tests/test_backends.py::'
+                                 'test_every_op_agrees_on_every_special_value_in_c']),
     'engine': ('micrograd/engine.py', ['tests/test_engine.py']),
     'ir': ('codegen/ir.py', ['tests/test_ir.py']),
     'lower': ('codegen/lower.py', ['tests/test_lower.py', 'tests/test_ir.py']),
