@@ -455,4 +455,4 @@ def test_the_drawing_example_writes_dot_text_and_svg(tmp_path):
     for name in ('readme', 'neuron', 'neuron_grad_colors', 'mlp_clustered', 'mlp_collapsed'):
         assert (tmp_path / f'{name}.dot').read_text(encoding='utf-8').startswith('digraph {')
         svg = ET.parse(tmp_path / f'{name}.svg').getroot()  # with dot and graphviz: a picture
-        assert svg.tag == f'{SVG}svg' and svg.iter(f'{SVG}text'), name
+        assert svg.tag == f'{SVG}svg' and svg.find(f'.//{SVG}text') is not None, name
