@@ -5,19 +5,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench graphviz chromium clean
+.PHONY: demo test bench mutate graphviz chromium clean
 
 demo: $(VENV)/ready graphviz
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/ready graphviz chromium
+# The tests need the PyTorch oracle too (float64 reference values): installed here, so every
+# developer runs it, not only CI. pip takes the CPU wheel from $$PIP_FIND_LINKS when one is there;
+# elsewhere add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu for the small CPU build.
+# A test that cannot run fails with the install command (tests/needs.py); a skip fails the run.
+test: $(VENV)/ready $(VENV)/oracle graphviz chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/oracle: $(VENV)/ready
+	$(BIN)/python -m pip install -q -e '.[oracle]'
+	touch $@
 
 # The peers (PyTorch, JAX, CasADi) are installed on first use; micrograd 0.1.0 gets a venv of
 # its own (bench/.venv-micrograd), since both packages are called micrograd.
 bench: $(VENV)/ready
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py
+
+# Mutation testing (cosmic-ray, see tools/mutate.py): each core module's mutants against only
+# the tests that cover it. Not part of `make test` or CI. MUTATE_MODULES="ieee ops" picks some.
+MUTATE_MODULES ?=
+mutate: $(VENV)/ready $(VENV)/oracle
+	$(BIN)/python -m pip install -q -e '.[mutate]'
+	$(BIN)/python tools/mutate.py $(MUTATE_MODULES)
 
 $(VENV)/ready: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

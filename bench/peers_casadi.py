@@ -3,7 +3,8 @@
 casadi-c   CasADi's generated C for the whole batch: the per-sample loss and its gradient as an
            SX function (scalar expression graph, like ours), mapped over the batch with the
            sums reduced inside the map, the L2 term and the SGD update around it in MX;
-           Function.generate, gcc -O2 -shared, called through ctypes on preallocated buffers
+           Function.generate, compiled with the default generated C's flags (spec['cflags'],
+           one thread, as our default build), called through ctypes on preallocated buffers
            (the cheapest call CasADi's C API allows; casadi.external adds ~10 us per call).
 casadi-mx  CasADi's MX form: the batched loss with matrix products, its gradient and the update
            as one MX Function evaluated by CasADi's virtual machine (no code generation).
@@ -64,8 +65,9 @@ def run_c(spec):
     finally:
         os.chdir(cwd)
     generated = time.perf_counter()
-    cc = subprocess.run([os.environ.get('CC', 'cc'), '-O2', '-shared', '-fPIC', '-o', so_path,
-                         c_path, '-lm'], capture_output=True, text=True)
+    flags = spec.get('cflags') or ['-O2', '-fPIC', '-shared']
+    cc = subprocess.run([os.environ.get('CC', 'cc'), *flags, '-o', so_path, c_path, '-lm'],
+                        capture_output=True, text=True)
     if cc.returncode:
         raise RuntimeError(f'compiling CasADi output failed:\n{cc.stderr[-2000:]}')
     compiled = time.perf_counter()
@@ -113,7 +115,8 @@ def run_c(spec):
     result = measure(spec, fresh, step, lambda _: list(p_in))
     result['setup_seconds'] = compiled - start
     result['info'] = (f'casadi {ca.__version__}: SX sample + map, generate '
-                      f'{generated - start:.2f} s, cc -O2 {compiled - generated:.2f} s, '
+                      f'{generated - start:.2f} s, cc {" ".join(flags)} '
+                      f'{compiled - generated:.2f} s, '
                       f'{os.path.getsize(c_path) // 1024} KiB of C')
     return result
 

@@ -10,16 +10,19 @@ micrograd.datasets.make_moons(n, 0.1, random.Random(0)) with labels -1/+1):
 
 Peers: this engine, generated Python, generated C (default bit-equal build, and fast=True),
 micrograd 0.1.0 (own venv, bench/.venv-micrograd), PyTorch eager float64, JAX jit float64,
-CasADi (generated C on W1, MX virtual machine on W1 and W2). Every peer runs in its own child
-process from the same initial parameters and data, and its loss trajectory must match the
-reference (the default generated C) to a relative 1e-9: a mismatch is a bug and makes this
-script exit 1. Slow peers (the engine, micrograd 0.1.0, generated Python on W2) run fewer steps
-of the same trajectory.
+CasADi (generated C on W1, built with the default generated C's compiler flags, one thread; MX
+virtual machine on W1 and W2). Every peer runs in its own child process from the same initial
+parameters and data; its loss at every step and each of its final parameters must match the
+reference (the default generated C, or the first peer run when it was not chosen) to a relative
+1e-9, element by element. A mismatch, or a peer that fails, is a bug and makes this script exit
+1. Slow peers (the engine, micrograd 0.1.0, generated Python on W2) run fewer steps of the same
+trajectory.
 
 Also measured: code generation + compiler time for W1, W2 and the digits CNN in fresh processes
 with a cold cache, a cache hit in a fresh process (which must not start the compiler), and the
 machine's floating-point peak (bench/peak.c) to report the fraction of it each step achieves.
-Results go to bench/out/ (results.json, bench.png when matplotlib is installed).
+Results go to bench/out/ (results.json, bench.png when matplotlib is installed). The README's
+headline table is generated from a committed copy, bench/results.json, by bench/readme_table.py.
 """
 import argparse
 import json
@@ -41,6 +44,7 @@ sys.path.insert(1, HERE)
 
 from common import learning_rate  # noqa: E402
 import peers_micrograd  # noqa: E402
+from codegen.build import DEFAULT_FLAGS  # noqa: E402
 
 WORKLOADS = {
     'W1': {'sizes': [16, 16, 1], 'n': 100},
@@ -58,7 +62,8 @@ PEERS = {
     'micrograd': ('micrograd 0.1.0 (PyPI)', 'peers_micrograd.py', None),
     'torch': ('PyTorch eager, float64', 'peers_torch.py', 'pip install torch==2.13.0'),
     'jax': ('JAX jit(value_and_grad), f64', 'peers_jax.py', 'pip install jax==0.10.2'),
-    'casadi-c': ('CasADi generated C (-O2)', 'peers_casadi.py', 'pip install casadi==3.8.2'),
+    'casadi-c': ('CasADi generated C (default C flags)', 'peers_casadi.py',
+                 'pip install casadi==3.8.2'),
     'casadi-mx': ('CasADi MX (virtual machine)', 'peers_casadi.py', 'pip install casadi==3.8.2'),
 }
 ORDER = ['c', 'c-fast', 'python', 'engine', 'micrograd', 'torch', 'jax', 'casadi-c', 'casadi-mx']
@@ -214,6 +219,7 @@ def run_peer(peer, workload, spec, plan, micrograd_python, cache):
     spec = dict(spec, peer=peer, **plan)
     spec['lrs'] = [learning_rate(k, STEPS) for k in range(STEPS)]
     spec['workdir'] = os.path.join(OUT, 'casadi')
+    spec['cflags'] = list(DEFAULT_FLAGS)  # CasADi's C gets the default build's flags, 1 thread
     env = dict(os.environ)
     if cache:
         env['MICROGRAD_CACHE'] = cache
@@ -253,20 +259,73 @@ def run_peer(peer, workload, spec, plan, micrograd_python, cache):
     return result
 
 
+def relative_difference(a, b):
+    """|a - b| relative to the larger of the two; 0 when they are equal, inf if either is nan."""
+    if a == b:
+        return 0.0
+    if math.isnan(a) or math.isnan(b):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b))
+
+
+def worst(values, reference):
+    """(index, relative difference) of the element of `values` farthest from `reference`."""
+    diffs = [relative_difference(a, b) for a, b in zip(values, reference)]
+    k = max(range(len(diffs)), key=diffs.__getitem__)
+    return k, diffs[k]
+
+
 def compare(result, reference):
-    """Largest relative difference of the losses (over the steps both ran) and of the final
-    parameters (when both ran the whole trajectory)."""
+    """How far a peer's run is from the reference's: the losses over the steps both ran, and
+    each final parameter (when both ran the whole trajectory), element by element.
+    Returns (steps compared, worst loss step, its relative difference, worst parameter index,
+    its relative difference); the parameter entries are None when there is nothing to compare."""
     ours, ref = result['losses'], reference['losses']
     n = min(len(ours), len(ref))
-    diffs = [abs(a - b) / max(abs(b), 1e-300) for a, b in zip(ours[:n], ref[:n])]
-    worst = max(range(n), key=diffs.__getitem__)
-    loss_diff = diffs[worst]
-    param_diff = None
+    step, loss_diff = worst(ours[:n], ref[:n])
+    index = param_diff = None
     if len(ours) == len(ref) and result.get('final_params'):
-        scale = max(abs(v) for v in reference['final_params'])
-        param_diff = max(abs(a - b) for a, b in zip(result['final_params'],
-                                                    reference['final_params'])) / scale
-    return n, loss_diff, param_diff, worst
+        if len(result['final_params']) != len(reference['final_params']):
+            return n, step, loss_diff, -1, math.inf
+        index, param_diff = worst(result['final_params'], reference['final_params'])
+    return n, step, loss_diff, index, param_diff
+
+
+def choose_reference(peers_done):
+    """The peer every other is checked against: the default generated C, else generated
+    Python, else the first peer (in table order) that ran."""
+    ran = [p for p in ('c', 'python', *ORDER) if peers_done.get(p, {}).get('losses')]
+    return ran[0] if ran else None
+
+
+def check_trajectories(results, tolerance=TOLERANCE):
+    """Every failed peer, and every peer off the reference trajectory, as a list of failures
+    (each a sentence); also records the comparison in each result's 'check'."""
+    failures = []
+    for workload, peers_done in results.items():
+        for peer, result in peers_done.items():
+            if 'error' in result:
+                failures.append(f'{workload} {peer}: the peer failed:\n{result["error"]}')
+        reference_name = choose_reference(peers_done)
+        if reference_name is None:
+            continue
+        reference = peers_done[reference_name]
+        for peer, result in peers_done.items():
+            if 'error' in result or not result.get('losses'):
+                continue
+            n, step, loss_diff, index, param_diff = compare(result, reference)
+            result['check'] = {'steps': n, 'loss_rel': loss_diff, 'param_rel': param_diff,
+                               'reference': reference_name}
+            if loss_diff > tolerance or (param_diff is not None and param_diff > tolerance):
+                failures.append(
+                    f'{workload} {PEERS[peer][0]}: MISMATCH with {PEERS[reference_name][0]} '
+                    f'over {n} steps (relative tolerance {tolerance:g}, element by element): '
+                    f'worst loss at step {step}, {result["losses"][step]!r} vs '
+                    f'{reference["losses"][step]!r} (rel. diff {loss_diff:.3g})'
+                    + ('' if param_diff is None else
+                       f'; worst final parameter #{index}, rel. diff {param_diff:.3g}')
+                    + '. This is a bug, not a result.')
+    return failures
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -322,7 +381,7 @@ def chart(results, path):
 OUT = os.path.join(HERE, 'out')
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help='fewer steps and repeats')
     parser.add_argument('--slow', action='store_true', help='also run the engine on W2 (1 step)')
@@ -330,7 +389,7 @@ def main():
     parser.add_argument('--workloads', default='W1,W2')
     parser.add_argument('--no-compile', action='store_true',
                         help='skip the compile-cost measurement (uses your normal cache)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     peers = ORDER if not args.only else [p for p in ORDER if p in args.only.split(',')]
     workloads = [w for w in args.workloads.split(',') if w in WORKLOADS]
     os.makedirs(OUT, exist_ok=True)
@@ -397,32 +456,10 @@ def main():
 
     # ---- checks against the reference trajectory ----------------------------------------
     say('')
-    for workload, peers_done in results.items():
-        reference_name = next((p for p in ('c', 'python') if peers_done.get(p, {}).get('losses')),
-                              None)
-        if reference_name is None:
-            continue
-        reference = peers_done[reference_name]
-        for peer, result in peers_done.items():
-            if 'error' in result:
-                failures.append(f'{workload} {peer}: the peer failed:\n{result["error"]}')
-                continue
-            if not result.get('losses'):
-                continue
-            n, loss_diff, param_diff, worst = compare(result, reference)
-            result['check'] = {'steps': n, 'loss_rel': loss_diff, 'param_rel': param_diff,
-                               'reference': reference_name}
-            bad = loss_diff > TOLERANCE or (param_diff is not None and param_diff > TOLERANCE)
-            if bad:
-                failures.append(
-                    f'{workload} {PEERS[peer][0]}: MISMATCH with {PEERS[reference_name][0]} '
-                    f'over {n} steps: loss rel. diff {loss_diff:.3g}, final parameters '
-                    f'{param_diff if param_diff is None else f"{param_diff:.3g}"} '
-                    f'(tolerance {TOLERANCE:g}); worst at step {worst}: loss '
-                    f'{result["losses"][worst]!r} vs {reference["losses"][worst]!r}. '
-                    f'This is a bug, not a result.')
-            if not result.get('reproducible', True):
-                notes.append(f'{workload} {peer}: repeated trajectories differ in the last bits')
+    failures += check_trajectories(results)
+    notes += [f'{workload} {peer}: repeated trajectories differ in the last bits'
+              for workload, peers_done in results.items()
+              for peer, result in peers_done.items() if not result.get('reproducible', True)]
 
     # ---- tables -------------------------------------------------------------------------
     say('Columns: vs C = time / generated C default time (below 1 is faster than it); timed = '
@@ -589,6 +626,7 @@ def main():
         say(chart({w: p for w, p in results.items()}, os.path.join(OUT, 'bench.png')))
     with open(os.path.join(OUT, 'results.json'), 'w') as f:
         json.dump({'machine': [model, cores, compiler], 'load': load, 'peak': peak,
+                   'options': vars(args), 'failures': failures,
                    'results': {w: {p: {k: v for k, v in r.items() if k != 'times'}
                                    for p, r in rs.items()} for w, rs in results.items()},
                    'builds': {' '.join(map(str, k)): v for k, v in builds.items()}}, f, indent=1)

@@ -366,7 +366,8 @@ def _batch(loops, name):
     outer = ''.join(f'      for (m = 0; m < {o.group.shape[0]}; m++)\n'
                     f'        for (j = 0; j < {o.group.shape[1]}; j++)\n'
                     f'          o[{o.group.base} + m * {o.group.stride_m} + j * {o.group.stride_j}]'
-                    f' = w[{name}_o{k}_x[j]][r] * w[{name}_o{k}_g[m]][r];\n'
+                    f' = {"0.0 + " if o.group.plus_zero else ""}'
+                    f'w[{name}_o{k}_x[j]][r] * w[{name}_o{k}_g[m]][r];\n'
                     for k, o in enumerate(loops.outers))
     return f'''
 /* The outputs of each of n rows. */

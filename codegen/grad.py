@@ -24,7 +24,8 @@ def grad(program, wrt=None, of=0):
     taken = set(program.inputs) | {i.out for i in program.instrs}
     builder = Builder(prefix='t', taken=taken)
     builder.instrs = list(program.instrs)
-    needs = _depends_on(program, set(wrt))
+    outputs = set(wrt)
+    needs = _depends_on(program, outputs)
     adjoint = {}  # register -> Sym or float: d output / d register so far
     target = program.outputs[of]
     if isinstance(target, str) and target in needs:
@@ -44,7 +45,8 @@ def grad(program, wrt=None, of=0):
             if partial is None or not isinstance(arg, str) or arg not in needs:
                 continue
             term = builder.emit(MUL, (partial, adjoint[instr.out]))
-            total = term if arg not in adjoint else builder.emit(ADD, (adjoint[arg], term))
+            total = builder.emit(ADD, (adjoint[arg], term)) if arg in adjoint else \
+                _first_term(builder, term, arg in outputs)
             adjoint[arg] = _name_adjoint(builder, total, arg, len(program.instrs))
     grads = tuple(adjoint.get(x, 0.0) for x in wrt)
     # Rules return every partial; those of arguments needing no gradient are dead: drop them.
@@ -52,6 +54,14 @@ def grad(program, wrt=None, of=0):
                        program.outputs + tuple(_atom(g) for g in grads),
                        program.output_names + tuple(f'd{program.output_names[of]}/d{x}'
                                                     for x in wrt)))
+
+
+def _first_term(builder, term, is_output):
+    """The adjoint after its first term. An input's gradient is an output, and the engine's
+    starts at 0.0 (`grad += term`), which turns a first term of -0.0 into +0.0: so does this.
+    Other adjoints skip the add: their zero's sign only reaches the sign of zero terms, and the
+    outputs' leading 0.0 erases that."""
+    return builder.emit(ADD, (0.0, term)) if is_output else term
 
 
 def _name_adjoint(builder, total, register, n_forward):

@@ -290,8 +290,9 @@ def statement_text(s):
                 f'({_slots_text(s.vector)})[j]    # {g.outs[0]} ...')
     g = s.group
     M, L = g.shape
+    zero = '0.0 + ' if g.plus_zero else ''
     return (f'for m < {M}, j < {L}: out[{_affine_text(g.base, g.stride_m, g.stride_j)}] += '
-            f'({_slots_text(s.vector)})[j] * ({_slots_text(s.rows)})[m]')
+            f'{zero}({_slots_text(s.vector)})[j] * ({_slots_text(s.rows)})[m]')
 
 
 def format(loops):  # noqa: A001  (named like ir.format)
@@ -456,8 +457,9 @@ def evaluate_batch(loops, params, rows):
                 M, L = statement.group.shape
                 for m in range(M):
                     for j in range(L):
-                        out[statement.group.output_index(m, j)] = MUL.fwd(
-                            w[statement.vector[j]][r], w[statement.rows[m]][r])
+                        product = MUL.fwd(w[statement.vector[j]][r], w[statement.rows[m]][r])
+                        out[statement.group.output_index(m, j)] = \
+                            ADD.fwd(0.0, product) if statement.group.plus_zero else product
             result.append(tuple(out))
     return result
 

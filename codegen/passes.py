@@ -1,7 +1,7 @@
 """Optimisation passes: each one a pure Program -> Program function, exact under IEEE-754.
 
 Exact means: for every input, including inf and nan, the optimised program computes the same
-values (the sign of a zero aside). So there is no `x * 0 -> 0` (inf * 0 is nan) and no
+values, the sign of a zero included. So there is no `x * 0 -> 0` (inf * 0 is nan) and no
 `x - x -> 0` (nan - nan is nan). `optimize` runs the list to a fixed point.
 """
 import math

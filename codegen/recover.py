@@ -49,13 +49,17 @@ class Dense:
 
 @dataclass(frozen=True)
 class Outer:
-    """Program outputs out[base + m*stride_m + j*stride_j] = vector[j] * rows[m]."""
+    """Program outputs out[base + m*stride_m + j*stride_j] = vector[j] * rows[m], or
+    0.0 + vector[j] * rows[m] when `plus_zero` (a gradient that starts at 0.0, as the engine's
+    does). In a batch sum, which starts at 0.0, that leading 0.0 changes no bit: it only turns
+    a -0.0 product into 0.0, and a running sum from 0.0 is never -0.0, so s + 0.0 == s + -0.0."""
     vector: Tuple[object, ...]
     rows: Tuple[str, ...]
     base: int
     stride_m: int
     stride_j: int
-    registers: frozenset  # the product registers, which only the outputs read
+    registers: frozenset  # the product (and 0.0 + product) registers only the outputs read
+    plus_zero: bool = False
 
     @property
     def shape(self):
@@ -181,41 +185,59 @@ def find_outer(program, dense_groups):
     for k, a in enumerate(program.outputs):
         if isinstance(a, str):
             position.setdefault(a, []).append(k)
-    candidates = {}  # output position -> (register, factors)
+    candidates = {}  # output position -> (registers, factors, plus_zero)
     for a, ks in position.items():
         instr = defined.get(a)
-        if instr is not None and instr.op is MUL and len(ks) == 1 and uses[a] == 1:
-            candidates[ks[0]] = (a, instr.args)
+        if instr is None or len(ks) != 1 or uses[a] != 1:
+            continue
+        if instr.op is MUL:
+            candidates[ks[0]] = ((a,), instr.args, False)
+        elif instr.op is ADD and _is_plus_zero(instr.args[0]) and isinstance(instr.args[1], str):
+            product = defined.get(instr.args[1])
+            if product is not None and product.op is MUL and uses[instr.args[1]] == 1:
+                candidates[ks[0]] = ((a, product.out), product.args, True)
     groups, taken = [], set()
     for dense in dense_groups:
         if not all(isinstance(v, str) for v in dense.vector) or \
                 len(set(dense.vector)) != len(dense.vector):
             continue
-        index = {v: j for j, v in enumerate(dense.vector)}
-        by_row = {}  # other factor -> {j: output position}
-        for k, (register, (a, b)) in candidates.items():
-            if k in taken:
-                continue
-            for x, g in ((a, b), (b, a)):
-                if x in index and isinstance(g, str):
-                    by_row.setdefault(g, {})[index[x]] = k
-                    break
-        L = len(dense.vector)
-        rows = sorted((g for g, ks in by_row.items() if len(ks) == L), key=lambda g: by_row[g][0])
-        if len(rows) * L < MIN_GROUP_WORK:
-            continue
-        affine = _affine(lambda m, j: by_row[rows[m]][j], len(rows), L)
-        if affine is None:
-            continue
-        ks = [by_row[g][j] for g in rows for j in range(L)]
-        taken.update(ks)
-        base, stride_m, stride_j = affine
-        registers = frozenset(program.outputs[k] for k in ks)
-        if L >= len(rows):
-            groups.append(Outer(dense.vector, tuple(rows), base, stride_m, stride_j, registers))
-        else:  # the longer side runs in the vector lanes: x*g = g*x, so swap the roles
-            groups.append(Outer(tuple(rows), dense.vector, base, stride_j, stride_m, registers))
+        for plus_zero in (False, True):
+            group = _outer_over(dense, plus_zero, program, candidates, taken)
+            if group is not None:
+                groups.append(group)
     return groups
+
+
+def _is_plus_zero(atom):
+    return isinstance(atom, float) and atom == 0.0 and str(atom) == '0.0'
+
+
+def _outer_over(dense, plus_zero, program, candidates, taken):
+    """The Outer group of the candidates over `dense`'s vector, if they form one."""
+    index = {v: j for j, v in enumerate(dense.vector)}
+    by_row = {}  # other factor -> {j: output position}
+    for k, (registers, (a, b), form) in candidates.items():
+        if k in taken or form != plus_zero:
+            continue
+        for x, g in ((a, b), (b, a)):
+            if x in index and isinstance(g, str):
+                by_row.setdefault(g, {})[index[x]] = k
+                break
+    L = len(dense.vector)
+    rows = sorted((g for g, ks in by_row.items() if len(ks) == L), key=lambda g: by_row[g][0])
+    if len(rows) * L < MIN_GROUP_WORK:
+        return None
+    affine = _affine(lambda m, j: by_row[rows[m]][j], len(rows), L)
+    if affine is None:
+        return None
+    ks = [by_row[g][j] for g in rows for j in range(L)]
+    taken.update(ks)
+    base, stride_m, stride_j = affine
+    registers = frozenset(r for k in ks for r in candidates[k][0])
+    if L >= len(rows):
+        return Outer(dense.vector, tuple(rows), base, stride_m, stride_j, registers, plus_zero)
+    # the longer side runs in the vector lanes: x*g = g*x, so swap the roles
+    return Outer(tuple(rows), dense.vector, base, stride_j, stride_m, registers, plus_zero)
 
 
 MIN_ELEMENTWISE = 4  # fewer elements than this stay scalar

@@ -1,16 +1,15 @@
-"""What the codegen tests share: the one equality rule, the engine as oracle, strict C flags and
-a private compiler cache.
-
-Every comparison of numbers between evaluators goes through `same` / `assert_same`, so if a
-platform's libm ever forces a tolerance, it goes in exactly one place (and says why).
+"""What the codegen tests share: the engine as oracle, strict C flags and a private compiler
+cache. Every comparison of numbers between evaluators goes through `exact.same` / `assert_same`
+(re-exported here), so "bit for bit" has one meaning in the whole suite.
 """
 import importlib
-import math
 import os
 import shutil
 import subprocess
 
 import codegen
+from exact import assert_same, same  # noqa: F401 (re-exported for the codegen tests)
+from codegen.train import FAST_FLAGS
 from micrograd.engine import Value, topo_order
 from replay import SUGAR
 from micrograd.ops import OPS
@@ -25,24 +24,6 @@ WARNINGS = ('-Wall', '-Wextra', '-pedantic', '-Werror')
 STRICT_FLAGS = tuple(build_module.DEFAULT_FLAGS) + WARNINGS
 
 has_cc = shutil.which(os.environ.get('CC', 'cc')) is not None
-
-
-# ---- equality ------------------------------------------------------------------------------
-
-def same(a, b):
-    """Equal as IEEE doubles, with nan equal to nan. The sign of zero is not part of the
-    contract (0.0 == -0.0 already). No tolerance: glibc's libm matches Python's math bit for bit
-    here (DESIGN B9); a platform that needs one would add it here and only here."""
-    return a == b or (math.isnan(a) and math.isnan(b))
-
-
-def assert_same(expected, actual, context=''):
-    """Two tuples of outputs agree element by element under `same`."""
-    expected, actual = tuple(expected), tuple(actual)
-    assert len(expected) == len(actual), f'{context}: {len(expected)} vs {len(actual)} outputs'
-    bad = [(k, e, a) for k, (e, a) in enumerate(zip(expected, actual)) if not same(e, a)]
-    assert not bad, (f'{context}: outputs differ at (index, expected, actual) {bad}\n'
-                     f'expected {expected}\nactual   {actual}')
 
 
 # ---- the engine as oracle --------------------------------------------------------------------
@@ -78,6 +59,14 @@ def traced(recipe, outputs=(-1,), of=0, wrt=None, name='f'):
     return codegen.grad(program, wrt, of=of)
 
 
+def ordered_sum(rows_of_outputs):
+    """What the default `sum` promises: outputs added up row by row, row 0 first, from 0.0."""
+    total = [0.0] * len(rows_of_outputs[0])
+    for outputs in rows_of_outputs:
+        total = [t + o for t, o in zip(total, outputs)]
+    return tuple(total)
+
+
 # ---- C ---------------------------------------------------------------------------------------
 
 def use_private_cache(tmp_path, monkeypatch):
@@ -92,6 +81,15 @@ def build_c(program, **options):
     """build(program, 'c') with the warning flags every test compile uses."""
     options.setdefault('flags', STRICT_FLAGS)
     return codegen.build(program, 'c', **options)
+
+
+def build_c_with(program, n_params=0, lanes=1, threads=1):
+    """`codegen.to_c(program, n_params, lanes=, threads=)` compiled and loaded: the opt-in fast
+    entry points, built with the flags Trainer(fast=True) uses (GNU C, OpenMP)."""
+    source = codegen.to_c(program, n_params, lanes=lanes, threads=threads)
+    flags = STRICT_FLAGS if (lanes, threads) == (1, 1) else FAST_FLAGS
+    return codegen.Compiled(program, source, 'c', n_params,
+                            build_module.compile_source(source, flags))
 
 
 def run_c_program(sources, tmp_path, args=(), flags=()):

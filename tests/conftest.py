@@ -1,9 +1,11 @@
-"""Shared test set-up: hypothesis profiles and the C-compiler marker."""
+"""Shared test set-up: hypothesis profiles and the markers for what a test needs (a C compiler,
+Graphviz's `dot`): without it the test fails with the install command, it is never skipped."""
 import os
 import shutil
 
-import pytest
 from hypothesis import HealthCheck, settings
+
+import needs
 
 settings.register_profile('dev', deadline=None, max_examples=100)
 settings.register_profile('ci', deadline=None, max_examples=100, derandomize=True,
@@ -11,11 +13,32 @@ settings.register_profile('ci', deadline=None, max_examples=100, derandomize=Tru
 settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci' if os.environ.get('CI') else 'dev'))
 
 
-def pytest_collection_modifyitems(config, items):
-    """Tests marked needs_cc are skipped, with the reason shown, when no C compiler exists."""
-    if shutil.which(os.environ.get('CC', 'cc')):
-        return
-    skip = pytest.mark.skip(reason='no C compiler found ($CC or cc); install gcc to run these')
-    for item in items:
-        if 'needs_cc' in item.keywords:
-            item.add_marker(skip)
+def pytest_runtest_setup(item):
+    """A test marked needs_cc or needs_dot fails, saying what to install, when that is missing."""
+    if 'needs_cc' in item.keywords and not shutil.which(os.environ.get('CC', 'cc')):
+        needs.missing('a C compiler ($CC or cc)', needs.CC)
+    if 'needs_dot' in item.keywords and not shutil.which('dot'):
+        needs.missing("Graphviz's `dot`", needs.DOT)
+
+
+# ---- no skips --------------------------------------------------------------------------------
+# A skipped test reads as green while its property went unchecked, so a run with any skip fails.
+
+SKIPPED = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SKIPPED and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SKIPPED:
+        terminalreporter.write_line(
+            f'FAILED: {len(SKIPPED)} test(s) skipped; a skip hides an unchecked property, so it '
+            f'fails the run (see tests/needs.py): {", ".join(SKIPPED[:5])}', red=True)

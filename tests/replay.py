@@ -46,6 +46,51 @@ def on_floats(recipe, xs):
     return slot_values(recipe, xs)[-1]
 
 
+def gradients_on_floats(recipe, xs):
+    """(output, [d output / d input]) by reverse mode over the recipe's slots, on floats: a
+    second implementation of backward(), written from its documented rule, not from engine.py.
+
+    Every gradient starts at 0.0 and the output's at 1.0; slots are visited in reverse of a
+    depth-first order over the arguments (children before parents, first argument first), and
+    each adds `partial * its gradient` to its arguments' gradients in argument order.
+    """
+    values = slot_values(recipe, xs)
+    n_inputs = len(xs)
+    grads = [0.0] * len(values)
+    grads[-1] = 1.0
+    for slot in reversed(_depth_first(recipe, len(values) - 1)):
+        if slot < n_inputs:
+            continue
+        name, args, p = recipe.steps[slot - n_inputs]
+        rule, operands = OPS[name].grad, _operands(args, values)
+        partials = rule(*operands, values[slot]) if p is None else \
+            rule(*operands, values[slot], p)
+        for arg, partial in zip(args, partials):
+            if isinstance(arg, int) and partial is not None:
+                grads[arg] += partial * grads[slot]
+    return values[-1], grads[:n_inputs]
+
+
+def _depth_first(recipe, root):
+    """Slots reachable from `root`, children before parents, first argument first."""
+    def children(slot):
+        if slot < recipe.n_inputs:
+            return iter(())
+        return (a for a in recipe.steps[slot - recipe.n_inputs][1] if isinstance(a, int))
+    order, seen, stack = [], {root}, [(root, children(root))]
+    while stack:
+        slot, pending = stack[-1]
+        for child in pending:
+            if child not in seen:
+                seen.add(child)
+                stack.append((child, children(child)))
+                break
+        else:
+            stack.pop()
+            order.append(slot)
+    return order
+
+
 def build(recipe, leaves):
     """The recipe's output node, built on the given leaf nodes with operators and methods."""
     slots = list(leaves)

@@ -248,3 +248,45 @@ def recipes_with_inputs(draw, **kwargs):
     """(recipe, xs): a recipe from recipes(**kwargs) and inputs drawn for it."""
     recipe = draw(recipes(**kwargs))
     return recipe, draw(inputs(recipe))
+
+
+# ---- strategies with teeth: order and cancellation ---------------------------------------------
+
+def mixed_finite_floats():
+    """Finite floats of both signs and magnitudes from ~1e-9 to ~1e9 (never inf or nan): adding
+    a list of them in another order rounds differently, so they can see the order of a sum.
+    (Special values hide it: a sum with an inf or nan in it is inf or nan in any order.)"""
+    return st.builds(lambda sign, mantissa, exponent: sign * mantissa * 2.0 ** exponent,
+                     st.sampled_from((1.0, -1.0)), st.floats(1.0, 2.0, exclude_max=True),
+                     st.integers(-30, 30))
+
+
+# How the same input can reach one node twice with partials of opposite sign.
+_TWICE_OPPOSITE = (
+    (('sub', (0, 0), None),),                                  # x - x: partials 1, -1
+    (('div', (0, 0), None),),                                  # x / x: 1/x, -x/x**2
+    (('neg', (0,), None), ('add', (0, 1), None)),              # x + (-x)
+    (('neg', (0,), None), ('mul', (0, 1), None)),              # x * -x: partials -x, x
+    (('neg', (0,), None), ('add', (1, 0), None)),              # (-x) + x
+)
+
+
+@st.composite
+def cancelling_recipes(draw):
+    """Recipes where one input reaches a node twice with partials of opposite sign (x - x,
+    x * -x, ...), that node is scaled by a power of two as large as 2**60, and the input is
+    used once more. The input's gradient then adds terms like 1, 2**53 and -2**53, whose sum
+    depends on the order they are added in: any evaluator adding them in another order than
+    the engine gets another answer (((x - x) * 2**53) + x: 0.0 one way, 1.0 the other)."""
+    steps = list(draw(st.sampled_from(_TWICE_OPPOSITE)))
+    pair = len(steps)                      # slot of the cancelling node (input 0 is slot 0)
+    exponent = draw(st.sampled_from((52, 53, 54, 60)) | st.integers(0, 60))  # 2**53: 1 is lost
+    scale = draw(st.sampled_from((1.0, -1.0))) * 2.0 ** exponent
+    steps.append(('mul', (pair, ('const', scale)), None))
+    scaled = len(steps)
+    again = draw(st.sampled_from([(scaled, 0), (0, scaled)]))
+    steps.append((draw(st.sampled_from(('add', 'sub'))), again, None))
+    if draw(st.booleans()):                # and maybe through a nonlinear op afterwards
+        steps.append((draw(st.sampled_from(('tanh', 'neg', 'abs', 'relu'))), (len(steps),),
+                      None))
+    return Recipe(1, tuple(steps))

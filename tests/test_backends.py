@@ -3,7 +3,8 @@
 For random graphs (shared sub-expressions, every op of the table) and random inputs (0, ±0, ±inf,
 nan, huge, tiny, subnormal), the engine's forward value and backward() gradients equal
 codegen.evaluate(grad(trace(...))), the generated Python and the generated C, before and after
-codegen.optimize. "Equal" is `codegen_support.same`: bitwise with nan == nan, zero's sign aside.
+codegen.optimize. "Equal" is `exact.same`: the same bits, zero's sign included, any nan equal to
+any nan.
 
 C compiles cost ~0.15 s each, so the C properties draw fewer graphs and evaluate each compiled
 graph on many input rows through Compiled.batch.
@@ -19,9 +20,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import codegen
 from codegen import Instr, Program
 from codegen_support import (assert_same, build_c, build_module, emit_c_module, engine,
-                             traced, use_private_cache)
+                             ordered_sum, traced, use_private_cache)
 from micrograd.ops import OPS
-from strategies import SPECIAL_EXPONENTS, SPECIALS, Recipe, inputs, recipes
+from strategies import (SPECIAL_EXPONENTS, SPECIALS, Recipe, cancelling_recipes, inputs,
+                        mixed_finite_floats, recipes)
 
 C_SETTINGS = settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -84,6 +86,32 @@ def single_op_recipes(name):
     return [Recipe(op.arity, ((name, tuple(range(op.arity)), p),)) for p in params]
 
 
+# ---- an input feeding one node twice, partials of opposite sign -------------------------------
+
+@settings(max_examples=300)
+@given(recipe=cancelling_recipes(), x=mixed_finite_floats() | st.sampled_from(SPECIALS))
+def test_terms_of_opposite_sign_reaching_one_input_add_up_in_the_engines_order(recipe, x):
+    # x - x, x * -x, x / x scaled by up to 2**60: the input's gradient adds 1, 2**53 and -2**53
+    # (say), and only the engine's order of those additions gives the engine's bits.
+    program = traced(recipe)
+    check_rows_against_engine(recipe, [(x,)], python_and_interpreter(program), 'unoptimized')
+    check_rows_against_engine(recipe, [(x,)], python_and_interpreter(codegen.optimize(program)),
+                              'optimized')
+
+
+@pytest.mark.needs_cc
+@C_SETTINGS
+@given(recipe=cancelling_recipes(),
+       rows=st.lists(st.tuples(mixed_finite_floats() | st.sampled_from(SPECIALS)), min_size=1,
+                     max_size=40))
+def test_terms_of_opposite_sign_add_up_in_the_engines_order_in_c(recipe, rows, private_cache):
+    expected = [engine(recipe, xs) for xs in rows]
+    program = traced(recipe)
+    for what, p in (('unoptimized', program), ('optimized', codegen.optimize(program))):
+        for xs, want, got in zip(rows, expected, build_c(p).batch([], rows)):
+            assert_same(want, got, f'C batch ({what}) on inputs {xs}\n{recipe}')
+
+
 # ---- generated C -----------------------------------------------------------------------------
 
 @pytest.mark.needs_cc
@@ -135,35 +163,62 @@ def test_table_driven_c_equals_the_engine(recipe, seed, private_cache, monkeypat
 
 # ---- batches with shared parameters, and sums over rows ---------------------------------------
 
-def ordered_sum(rows_of_outputs):
-    """What `sum` promises: outputs added up row by row, row 0 first, starting from 0.0."""
-    total = [0.0] * len(rows_of_outputs[0])
-    for outputs in rows_of_outputs:
-        total = [t + o for t, o in zip(total, outputs)]
-    return tuple(total)
+BACKENDS = ['python', pytest.param('c', marks=pytest.mark.needs_cc),
+            pytest.param('c-table', marks=pytest.mark.needs_cc)]
 
 
-@pytest.mark.parametrize('backend', ['python', pytest.param('c', marks=pytest.mark.needs_cc),
-                                     pytest.param('c-table', marks=pytest.mark.needs_cc)])
-@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(recipe=recipes(max_inputs=3), data=st.data())
-def test_parameters_are_shared_by_all_rows_and_sum_adds_rows_in_order(backend, recipe, data,
-                                                                      private_cache, monkeypatch):
+def build_backend(backend, program, n_params, monkeypatch):
+    """`program` built for 'python', 'c', or 'c-table' (C forced into its table-driven form)."""
+    if backend == 'python':
+        return codegen.build(program, 'python', n_params=n_params)
     if backend == 'c-table':
         monkeypatch.setattr(build_module, 'to_c',
                             functools.partial(emit_c_module.to_c, straight_line_limit=-1))
+    return build_c(program, n_params=n_params)
+
+
+# Row values for the two halves of the batch property: the specials (where most sums are inf or
+# nan whatever the order), and finite values of mixed magnitude and sign (where order shows).
+ROW_STRATEGIES = {'special': st.sampled_from(ROW_VALUES), 'finite': mixed_finite_floats()}
+
+
+@pytest.mark.parametrize('values', sorted(ROW_STRATEGIES))
+@pytest.mark.parametrize('backend', BACKENDS)
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recipe=recipes(max_inputs=3), data=st.data())
+def test_parameters_are_shared_by_all_rows_and_sum_adds_rows_in_order(backend, values, recipe,
+                                                                      data, private_cache,
+                                                                      monkeypatch):
     n_params = data.draw(st.integers(0, recipe.n_inputs), label='n_params')
-    params = data.draw(st.tuples(*[st.sampled_from(ROW_VALUES)] * n_params), label='params')
-    rows = data.draw(st.lists(st.tuples(*[st.sampled_from(ROW_VALUES)] *
-                                        (recipe.n_inputs - n_params)), min_size=1, max_size=20),
-                     label='rows')
-    program = codegen.optimize(traced(recipe))
-    compiled = codegen.build(program, 'python', n_params=n_params) if backend == 'python' \
-        else build_c(program, n_params=n_params)
+    value = ROW_STRATEGIES[values]
+    params = data.draw(st.tuples(*[value] * n_params), label='params')
+    rows = data.draw(st.lists(st.tuples(*[value] * (recipe.n_inputs - n_params)), min_size=1,
+                              max_size=20), label='rows')
+    compiled = build_backend(backend, codegen.optimize(traced(recipe)), n_params, monkeypatch)
     expected = [engine(recipe, params + row) for row in rows]
     for row, want, got in zip(rows, expected, compiled.batch(params, rows)):
         assert_same(want, got, f'{backend} batch, params {params}, row {row}\n{recipe}')
     assert_same(ordered_sum(expected), compiled.sum(params, rows), f'{backend} sum\n{recipe}')
+
+
+# w * x + b - x and its gradients, w shared by all rows: the value and d/dw (= x) of each row
+# carry the row's own magnitude, so their sum over rows depends on the order of the rows.
+LINEAR = Recipe(3, (('mul', (0, 2), None), ('add', (3, 1), None), ('sub', (4, 2), None)))
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_sum_adds_rows_in_order_on_many_mixed_magnitude_rows(backend, private_cache, monkeypatch):
+    # One build, hundreds of row sets: enough draws that a sum in any other order shows.
+    compiled = build_backend(backend, codegen.optimize(traced(LINEAR)), 1, monkeypatch)
+
+    row = st.tuples(mixed_finite_floats(), mixed_finite_floats())
+
+    @settings(max_examples=300)
+    @given(w=mixed_finite_floats(), rows=st.lists(row, min_size=2, max_size=30))
+    def sums_in_order(w, rows):
+        expected = [engine(LINEAR, (w,) + row) for row in rows]
+        assert_same(ordered_sum(expected), compiled.sum([w], rows), f'{backend} sum of {rows}')
+    sums_in_order()
 
 
 def test_sum_of_no_rows_is_zero():

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import needs
+
 ROOT = pathlib.Path(__file__).parent.parent
 
 
@@ -70,7 +72,7 @@ def test_the_decision_boundary_grid_covers_the_data_with_a_margin():
 @pytest.mark.needs_cc
 @pytest.mark.slow
 def test_the_digits_cnn_reaches_95_percent_test_accuracy():
-    pytest.importorskip('sklearn', reason='the digits data ships with scikit-learn')
+    needs.module('sklearn', "pip install scikit-learn (extra 'demo': the digits data)")
     out = run('digits_cnn.py')
     accuracy = float(re.search(r'test accuracy: ([0-9.]+)%', out).group(1))
     assert accuracy >= 95.0, out

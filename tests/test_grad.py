@@ -106,7 +106,7 @@ def test_gradient_code_is_marked_with_what_it_differentiates():
     out, inputs = neuron()
     program = codegen.grad(codegen.trace(out, inputs))
     notes = [i.note for i in program.instrs if i.note]
-    assert notes == ['grad of: v2 = tanh v1', 'grad of: v0 = mul w x']
+    assert notes == ['grad of: v2 = tanh v1', 'grad of: v1 = add v0 b', 'grad of: v0 = mul w x']
 
 
 def test_every_block_of_gradient_code_keeps_its_note_when_its_first_instruction_is_dropped():

@@ -8,7 +8,6 @@ threads), generated Python, and the engine rebuilt at each row.
 """
 import math
 import random
-import struct
 
 import pytest
 from hypothesis import Phase, given, settings, strategies as st
@@ -20,20 +19,9 @@ from micrograd.engine import Value
 from micrograd.nn import MLP, Layer
 
 from codegen_support import STRICT_FLAGS, use_private_cache
+from exact import assert_same
 
 pytestmark = pytest.mark.needs_cc
-
-
-def bits(x):
-    """A float's bits, every nan alike (payloads are not part of the contract)."""
-    return 'nan' if math.isnan(x) else struct.pack('<d', x)
-
-
-def assert_bitwise(expected, actual, what):
-    expected, actual = list(expected), list(actual)
-    assert len(expected) == len(actual), what
-    bad = [(k, e, a) for k, (e, a) in enumerate(zip(expected, actual)) if bits(e) != bits(a)]
-    assert not bad, f'{what}: (index, expected, actual) {bad[:5]}'
 
 
 def ordered_sum(program, params, rows):
@@ -70,14 +58,14 @@ def check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch
     lowered = loops.check(loops.lower(program, n_params))
     expected_rows = [codegen.evaluate(program, list(params) + row) for row in rows]
     expected_sum = ordered_sum(program, params, rows)
-    assert_bitwise(expected_sum, loops.evaluate_sum(lowered, params, rows), 'loop interpreter sum')
+    assert_same(expected_sum, loops.evaluate_sum(lowered, params, rows), 'loop interpreter sum')
     for got, want in zip(loops.evaluate_batch(lowered, params, rows), expected_rows):
-        assert_bitwise(want, got, 'loop interpreter batch')
+        assert_same(want, got, 'loop interpreter batch')
     for options in ({'flags': STRICT_FLAGS}, {'threads': threads}):
         compiled = codegen.build(program, 'c', n_params, loop_level=True, **options)
-        assert_bitwise(expected_sum, compiled.sum(params, rows), f'C sum {options}')
+        assert_same(expected_sum, compiled.sum(params, rows), f'C sum {options}')
         for got, want in zip(compiled.batch(params, rows), expected_rows):
-            assert_bitwise(want, got, f'C batch {options}')
+            assert_same(want, got, f'C batch {options}')
     return lowered
 
 
@@ -116,7 +104,7 @@ def test_parameters_that_are_not_at_affine_positions_stay_scalar_and_exact(tmp_p
     params = [w.data for w in shuffled]
     rows = [[rng.uniform(-2, 2) for _ in range(4)] for _ in range(5)]
     compiled = codegen.build(program, 'c', len(shuffled))
-    assert_bitwise(ordered_sum(program, params, rows), compiled.sum(params, rows), 'scalar C')
+    assert_same(ordered_sum(program, params, rows), compiled.sum(params, rows), 'scalar C')
 
 
 # ---- every evaluator, random layers --------------------------------------------------------
@@ -137,8 +125,6 @@ def test_random_mlps_agree_bit_for_bit(n_in, hidden, activation, loss, n_rows, s
         check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch)
 
 
-@pytest.mark.xfail(strict=True, reason='the engine adds a first gradient to 0.0 (0.0 + -0.0 is '
-                   '0.0); codegen.grad takes it as it is (-0.0): the sign of zero differs')
 def test_the_engine_agrees_with_the_loop_level_row_by_row(tmp_path, monkeypatch):
     """The engine's loss and gradients at each row equal the loop level's batch outputs."""
     use_private_cache(tmp_path, monkeypatch)
@@ -151,7 +137,7 @@ def test_the_engine_agrees_with_the_loop_level_row_by_row(tmp_path, monkeypatch)
         model.zero_grad()
         loss = LOSSES['margin'](model, [Value(v) for v in row[:3]], Value(row[3]))
         loss.backward()
-        assert_bitwise([loss.data] + [p.grad for p in params], outputs, f'engine at {row}')
+        assert_same([loss.data] + [p.grad for p in params], outputs, f'engine at {row}')
 
 
 def hand_built_layer(rng, n_out, n_in, column_major):
@@ -217,9 +203,9 @@ def test_hostile_labels_reach_no_source(tmp_path, monkeypatch):
         compiled = codegen.build(program, 'c', len(params), **options)
         assert 'evil' not in compiled.source and 'stdio' not in compiled.source
         for got, expected in zip(compiled.batch([p.data for p in params], rows), want):
-            assert_bitwise(expected, got, f'{options}')
+            assert_same(expected, got, f'{options}')
     python = codegen.build(program, 'python')
-    assert_bitwise(want[0], python(*([p.data for p in params] + rows[0])), 'python')
+    assert_same(want[0], python(*([p.data for p in params] + rows[0])), 'python')
 
 
 # ---- the checker and the printer ---------------------------------------------------------
@@ -263,5 +249,5 @@ def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp
         batch = trainer.rows(rows)
         losses = [trainer.step(batch, 0.5, momentum=0.9) for _ in range(10)]
         results.append((losses, list(trainer.params)))
-    assert_bitwise(results[0][0], results[1][0], 'losses')
-    assert_bitwise(results[0][1], results[1][1], 'parameters')
+    assert_same(results[0][0], results[1][0], 'losses')
+    assert_same(results[0][1], results[1][1], 'parameters')

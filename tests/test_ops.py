@@ -2,6 +2,7 @@
 central differences, and no exception on any float (README, "IEEE-754 semantics")."""
 import ctypes
 import ctypes.util
+import functools
 import itertools
 import math
 from fractions import Fraction
@@ -10,14 +11,11 @@ from math import copysign, inf, isinf, isnan, nan
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import needs
+from exact import same
 from micrograd.engine import Value
 from micrograd.ops import OPS
 from strategies import DOMAINS, SPECIAL_EXPONENTS, SPECIALS, image, in_domain, special_floats
-
-
-def same(a, b):
-    """IEEE equality with nan equal to nan; the sign of zero is not part of the contract."""
-    return a == b or (isnan(a) and isnan(b))
 
 
 def call_fwd(name, xs, p=None):
@@ -32,8 +30,8 @@ def call_grad(name, xs, out, p=None):
 
 # ---- independent oracles ---------------------------------------------------------------------
 # Arithmetic: exact rational arithmetic (Fraction) rounded once, plus the IEEE rules for
-# infinities and nan spelled out. Transcendentals: C's libm through ctypes, the documented
-# reference ("as C's libm"), reached without going through Python's `math`.
+# infinities, nan and the sign of a zero result spelled out. Transcendentals: C's libm through
+# ctypes, the documented reference ("as C's libm"), reached without going through Python's `math`.
 
 def _rounded(exact):
     """The float nearest to a Fraction; ±inf past the largest float, as IEEE rounding does."""
@@ -52,7 +50,9 @@ def oracle_add(a, b):
         return nan
     if isinf(a) or isinf(b):
         return a if isinf(a) else b
-    return _rounded(Fraction(a) + Fraction(b))
+    if a == 0.0 and b == 0.0:  # -0 + -0 = -0; any other sum of zeros is +0
+        return -0.0 if copysign(1.0, a) < 0 and copysign(1.0, b) < 0 else 0.0
+    return _rounded(Fraction(a) + Fraction(b))  # an exact zero (x + -x) rounds to +0
 
 
 def oracle_mul(a, b):
@@ -60,7 +60,8 @@ def oracle_mul(a, b):
         return nan
     if isinf(a) or isinf(b):
         return nan if a == 0.0 or b == 0.0 else inf * _sign_product(a, b)  # 0 * inf = nan
-    return _rounded(Fraction(a) * Fraction(b))
+    # a zero product (or one that underflows to zero) keeps the sign of the exact product
+    return copysign(_rounded(Fraction(a) * Fraction(b)), _sign_product(a, b))
 
 
 def oracle_div(a, b):
@@ -69,8 +70,8 @@ def oracle_div(a, b):
     if isinf(a) or b == 0.0:  # x/0 = ±inf, sign of x times sign of 0
         return inf * _sign_product(a, b)
     if isinf(b):
-        return 0.0
-    return _rounded(Fraction(a) / Fraction(b))
+        return 0.0 * _sign_product(a, b)
+    return copysign(_rounded(Fraction(a) / Fraction(b)), _sign_product(a, b))
 
 
 def _libm():
@@ -85,7 +86,16 @@ def _libm():
 
 
 LIBM = _libm()
-needs_libm = pytest.mark.skipif(LIBM is None, reason="C's libm not found by ctypes.util")
+
+
+def needs_libm(test):
+    """The oracles of exp, log, tanh and pow are C's libm: without it the test fails."""
+    def run(*args, **kwargs):
+        if LIBM is None:
+            needs.missing("C's libm (ctypes.util.find_library('m'))", 'apt-get install libc6-dev')
+        return test(*args, **kwargs)
+    return functools.wraps(test)(run)
+
 
 ORACLES = {
     'add': oracle_add,

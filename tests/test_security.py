@@ -140,7 +140,11 @@ def test_an_output_label_that_is_not_printable_ascii_still_gives_loadable_python
     y.label = label
     program = codegen.trace(y, [x])
     assert codegen.build(program, 'python')(0.5) == (1.0,)
-    codegen.save(program, str(tmp_path / 'saved.py'))
+    saved = tmp_path / 'saved.py'
+    codegen.save(program, str(saved))
+    namespace = {}
+    exec(compile(saved.read_text(encoding='utf-8'), str(saved), 'exec'), namespace)
+    assert namespace[program.name](0.5) == (1.0,)
 
 
 @pytest.mark.needs_cc

@@ -1,18 +1,93 @@
-"""The opt-in fast batch entry points (emit_simd: SIMD lanes, threads) compute each row exactly
-as the default C does; only the order in which `sum` adds rows differs."""
-import math
+"""The opt-in fast entry points (to_c's lanes: rows per SIMD vector; threads: rows split across
+cores) give every row the engine's bits, and `sum` adds rows in the order emit_simd documents.
+
+Every option is built through the public `codegen.to_c(program, n_params, lanes=, threads=)`
+and compared bit for bit (`exact.same`) with the engine, on random graphs, on graphs where an
+input feeds a node twice with partials of opposite sign, and on rows with every special value.
+"""
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import codegen
-from codegen.build import DEFAULT_FLAGS, Compiled, compile_source
-from codegen.emit_c import to_c
-from codegen.train import FAST_FLAGS
+from codegen_support import (assert_same, build_c_with, engine, ordered_sum, traced,
+                             use_private_cache)
 from micrograd.engine import Value
 from micrograd.nn import MLP
+from strategies import SPECIALS, cancelling_recipes, mixed_finite_floats, recipes
 
 pytestmark = pytest.mark.needs_cc
+
+# (lanes, threads): every vector width, alone and with threads.
+OPTIONS = [(2, 1), (4, 1), (8, 1), (1, 2), (2, 2), (4, 2), (8, 2)]
+ROWS_PER_THREAD = 64   # emit_simd starts a second thread only from 2 * 64 rows
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    return use_private_cache(tmp_path, monkeypatch)
+
+
+def documented_sum(outputs, lanes, threads):
+    """What the fast `sum` computes, as emit_simd's docstring states it: the rows are split into
+    at most `threads` parts (a second part only from 2 * 64 rows; every part but the last a
+    whole number of vectors); in a part, lane l adds rows l, l + lanes, ... of the whole
+    vectors, then the lanes are added in order, then the rows left over one by one; then the
+    parts are added in order. Any row computed differently from the engine shows here."""
+    n, width = len(outputs), len(outputs[0])
+    used = max(1, min(threads, n // ROWS_PER_THREAD))
+    chunk = -(-(n // used) // lanes) * lanes
+    parts = []
+    for t in range(used):
+        begin, end = min(chunk * t, n), n if t == used - 1 else min(chunk * (t + 1), n)
+        whole = begin + (end - begin) // lanes * lanes
+        lane_sums = [[0.0] * width for _ in range(lanes)]
+        for i in range(begin, whole):
+            lane = lane_sums[(i - begin) % lanes]
+            lane[:] = [a + o for a, o in zip(lane, outputs[i])]
+        part = ordered_sum(lane_sums)
+        for i in range(whole, end):
+            part = [p + o for p, o in zip(part, outputs[i])]
+        parts.append(part)
+    total = parts[0]
+    for part in parts[1:]:
+        total = [a + b for a, b in zip(total, part)]
+    return tuple(total)
+
+
+def check_option(recipe, n_params, params, rows, lanes, threads):
+    program = codegen.optimize(traced(recipe))
+    compiled = build_c_with(program, n_params, lanes, threads)
+    expected = [engine(recipe, tuple(params) + tuple(row)) for row in rows]
+    what = f'lanes={lanes} threads={threads}, params {params}\n{recipe}'
+    for row, want, got in zip(rows, expected, compiled.batch(params, rows)):
+        assert_same(want, got, f'batch row {row}, {what}')
+    assert_same(expected[0], compiled(*params, *rows[0]), f'single call, {what}')
+    # Sums over every prefix length that changes the shape: partial vectors, whole ones, a
+    # second thread's part.
+    for n in sorted({1, lanes - 1, lanes, 2 * lanes + 1, len(rows)} - {0}):
+        assert_same(documented_sum(expected[:n], lanes, threads),
+                    compiled.sum(params, rows[:n]), f'sum of {n} rows, {what}')
+
+
+ROW_VALUES = st.sampled_from(SPECIALS) | mixed_finite_floats()
+
+
+@pytest.mark.parametrize('lanes, threads', OPTIONS)
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(recipe=recipes(max_inputs=3) | cancelling_recipes(), data=st.data())
+def test_every_option_gives_every_row_the_engines_bits(lanes, threads, recipe, data,
+                                                       private_cache):
+    n_params = data.draw(st.integers(0, recipe.n_inputs - 1), label='n_params')
+    params = data.draw(st.lists(ROW_VALUES, min_size=n_params, max_size=n_params),
+                       label='params')
+    n_rows = data.draw(st.sampled_from([3, 17, 2 * ROWS_PER_THREAD + 5]), label='n_rows')
+    row = st.lists(ROW_VALUES, min_size=recipe.n_inputs - n_params,
+                   max_size=recipe.n_inputs - n_params)
+    rows = data.draw(st.lists(row, min_size=n_rows, max_size=n_rows), label='rows')
+    check_option(recipe, n_params, params, rows, lanes, threads)
 
 
 def sample_program():
@@ -27,31 +102,25 @@ def sample_program():
     return codegen.optimize(codegen.grad(program, program.inputs[:len(params)])), len(params)
 
 
-def build(program, n_params, **fast):
-    source = to_c(program, n_params, **fast)
-    flags = FAST_FLAGS if fast else DEFAULT_FLAGS
-    return Compiled(program, source, 'c', n_params, compile_source(source, flags))
-
-
+@pytest.mark.parametrize('lanes, threads', OPTIONS)
 @pytest.mark.parametrize('n_rows', [1, 3, 4, 7, 130, 333])
-def test_lanes_and_threads_give_every_row_the_default_bits(n_rows):
+def test_a_models_loss_and_gradient_get_the_default_bits_and_the_documented_sum(
+        lanes, threads, n_rows, private_cache):
     program, n_params = sample_program()
-    default = build(program, n_params)
-    fast = build(program, n_params, lanes=4, threads=2)
-    assert 'vector_size(32)' in fast.source and 'omp parallel' in fast.source
+    default, fast = build_c_with(program, n_params), build_c_with(program, n_params, lanes,
+                                                                  threads)
     rng = random.Random(n_rows)
     params = [rng.uniform(-1, 1) for _ in range(n_params)]
     rows = [[rng.uniform(0.1, 2.0), rng.uniform(-2, 2), rng.uniform(-1, 1)]
             for _ in range(n_rows)]
     expected = default.batch(params, rows)
-    assert fast.batch(params, rows) == expected
-    # sum: lanes and threads add rows in another order, so only the last bits may differ
-    for got, want in zip(fast.sum(params, rows), default.sum(params, rows)):
-        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12)
+    for row, want, got in zip(rows, expected, fast.batch(params, rows)):
+        assert_same(want, got, f'lanes={lanes} threads={threads}, row {row}')
+    assert_same(documented_sum(expected, lanes, threads), fast.sum(params, rows),
+                f'lanes={lanes} threads={threads}, sum of {n_rows} rows')
 
 
 def test_lanes_must_be_a_vector_width():
     program, n_params = sample_program()
     with pytest.raises(ValueError, match='lanes must be 1, 2, 4 or 8'):
-        to_c(program, n_params, lanes=3)
-
+        codegen.to_c(program, n_params, lanes=3)

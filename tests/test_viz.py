@@ -1,15 +1,14 @@
 """Graph pictures (micrograd/viz.py): what a user sees, checked on the real Graphviz output.
 
 Rendering tests run Graphviz's `dot` to SVG and read the SVG back with xml.etree: one box per
-Value, one ellipse per op, one arrow per operand, the numbers micrograd prints. Without `dot` they
-are skipped with the reason shown (CI installs it); the DOT-text tests always run.
+Value, one ellipse per op, one arrow per operand, the numbers micrograd prints. Without `dot` or
+the graphviz package they fail, saying how to install it (`make test` does).
 """
 import math
 import os
 import pathlib
 import random
 import re
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,6 +16,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import needs
 from micrograd import viz
 from micrograd.engine import Value, topo_order
 from micrograd.nn import MLP
@@ -24,9 +24,7 @@ from micrograd.viz import draw_dot, to_dot
 from replay import on_values
 from strategies import recipes_with_inputs
 
-HAS_DOT = shutil.which('dot') is not None
-needs_dot = pytest.mark.skipif(
-    not HAS_DOT, reason="Graphviz's `dot` is not installed (apt-get install graphviz)")
+needs_dot = pytest.mark.needs_dot
 SVG = '{http://www.w3.org/2000/svg}'
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -416,7 +414,7 @@ def test_rankdir_is_checked_before_it_reaches_the_text():
 
 # ---- the graphviz package and the dot program -------------------------------------------------
 def test_draw_dot_is_micrograds_call_and_holds_the_same_text():
-    graphviz = pytest.importorskip('graphviz', reason='pip install graphviz')
+    graphviz = needs.module('graphviz', needs.GRAPHVIZ_PACKAGE)
     g = viz.readme_graph()
     dot = draw_dot(g, format='svg', rankdir='TB')
     assert isinstance(dot, graphviz.Digraph)
@@ -426,7 +424,7 @@ def test_draw_dot_is_micrograds_call_and_holds_the_same_text():
 
 @needs_dot
 def test_draw_dot_renders_through_the_graphviz_package():
-    pytest.importorskip('graphviz', reason='pip install graphviz')
+    needs.module('graphviz', needs.GRAPHVIZ_PACKAGE)
     o, _ = neuron()
     svg = draw_dot(o).pipe()
     assert b'data 0.7071' in svg
@@ -434,7 +432,7 @@ def test_draw_dot_renders_through_the_graphviz_package():
 
 
 def test_without_dot_rendering_says_how_to_install_graphviz(monkeypatch, tmp_path):
-    graphviz = pytest.importorskip('graphviz', reason='pip install graphviz')
+    graphviz = needs.module('graphviz', needs.GRAPHVIZ_PACKAGE)
     monkeypatch.setenv('PATH', str(tmp_path))              # a PATH with no `dot` on it
     dot = draw_dot(viz.readme_graph())
     assert dot.source.startswith('digraph {')              # the text is still there
@@ -468,7 +466,7 @@ def test_command_line_prints_dot_text(capsys):
 
 @needs_dot
 def test_command_line_writes_a_picture(tmp_path):
-    pytest.importorskip('graphviz', reason='pip install graphviz')
+    needs.module('graphviz', needs.GRAPHVIZ_PACKAGE)
     target = tmp_path / 'out' / 'readme.svg'
     subprocess.run([sys.executable, '-m', 'micrograd.viz', 'readme', '-o', str(target)],
                    check=True, capture_output=True)
@@ -481,14 +479,13 @@ def test_command_line_reports_a_graph_over_the_limit(capsys):
     assert 'more than 10 values' in str(exit_.value.code)
 
 
-def test_the_drawing_example_writes_dot_text_and_svg_when_it_can(tmp_path):
+@needs_dot
+def test_the_drawing_example_writes_dot_text_and_svg(tmp_path):
+    needs.module('graphviz', needs.GRAPHVIZ_PACKAGE)
     subprocess.run([sys.executable, str(ROOT / 'examples' / 'draw_graph.py'), '--out',
                     str(tmp_path)], check=True, capture_output=True,
                    env={**os.environ, 'PYTHONPATH': str(ROOT)})
-    for name in ('readme', 'neuron', 'mlp_clustered', 'mlp_collapsed'):
+    for name in ('readme', 'neuron', 'neuron_grad_colors', 'mlp_clustered', 'mlp_collapsed'):
         assert (tmp_path / f'{name}.dot').read_text(encoding='utf-8').startswith('digraph {')
-    svgs = sorted(tmp_path.glob('*.svg'))
-    if HAS_DOT and not svgs:
-        pytest.importorskip('graphviz', reason='pip install graphviz')
-    for svg in svgs:
-        ET.parse(svg)
+        svg = ET.parse(tmp_path / f'{name}.svg').getroot()  # with dot and graphviz: a picture
+        assert svg.tag == f'{SVG}svg' and svg.find(f'.//{SVG}text') is not None, name
