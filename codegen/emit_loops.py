@@ -14,6 +14,7 @@ DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
+#define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer rows than this per thread: starting threads costs more */
 
 '''
 
@@ -317,7 +318,7 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
   (void)m; (void)j;
   for (k = 0; k < {n_out}; k++) sum[k] = 0.0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(chunks > 1 ? {threads} : 1)
+#pragma omp parallel num_threads(chunks >= MG_MIN_CHUNKS_PER_THREAD * {threads} ? {threads} : 1)
 #endif
   {{
     double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);

@@ -22,6 +22,7 @@
 #define MG_CHUNK 32
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
+#define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer rows than this per thread: starting threads costs more */
 
 /* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order: the batch
  * sums of the plain outputs, MG_KB of them side by side so their additions overlap. */
