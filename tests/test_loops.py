@@ -251,3 +251,17 @@ def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp
         results.append((losses, list(trainer.params)))
     assert_same(results[0][0], results[1][0], 'losses')
     assert_same(results[0][1], results[1][1], 'parameters')
+
+
+def test_two_threads_give_the_bits_of_one(tmp_path, monkeypatch):
+    """Enough rows for both threads (4 chunks each at least): the rows split between threads,
+    then the sums split by output, each adding its rows in order."""
+    use_private_cache(tmp_path, monkeypatch)
+    program, n_params, model = mlp_sample(2, [24, 24, 1], None)
+    params = [p.data for p in model.parameters()]
+    rows = random_rows(random.Random(4), 333, 2, specials=True)
+    one = codegen.build(program, 'c', n_params, loop_level=True)
+    two = codegen.build(program, 'c', n_params, loop_level=True, threads=2)
+    assert 'omp parallel' in two.source
+    assert_same(ordered_sum(program, params, rows), two.sum(params, rows), 'two threads')
+    assert_same(one.sum(params, rows), two.sum(params, rows), 'one and two threads')
