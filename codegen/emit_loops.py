@@ -249,7 +249,7 @@ def _max_outer_width(loops):
     return max([o.group.shape[1] for o in loops.outers] or [1])
 
 
-def _sum(loops, name):
+def _sum(loops, name, function=None):
     """`NAME_sum` on one thread: after each chunk, its rows join every sum in order."""
     n_out, n_data = len(loops.program.outputs), len(loops.program.inputs) - loops.n_params
     placed, size = _outer_sizes(loops)
@@ -258,7 +258,7 @@ def _sum(loops, name):
                     'xt);\n' for k, (offset, M, L) in enumerate(placed))
     return f'''
 /* The outputs added up over n rows, row 0 first (each sum in row order). */
-void {name}_sum(const double *params, const double *data, double *sum, long n) {{
+{function or f'void {name}_sum'}(const double *params, const double *data, double *sum, long n) {{
   double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
   double *S = calloc({size} + 1, sizeof *S);
   double *xt = malloc(MG_CHUNK * {_max_outer_width(loops)} * sizeof *xt);
@@ -311,14 +311,21 @@ def _threaded_sum(loops, name, threads):
  * 2: the sums split by output, each adding every chunk's rows in order. */
 void {name}_sum(const double *params, const double *data, double *sum, long n) {{
   const long chunks = (n + MG_CHUNK - 1) / MG_CHUNK;
-  double (*keep)[MG_CHUNK] = malloc((chunks * {len(kept)} + 1) * sizeof *keep);
-  double *S = calloc({size} + 1, sizeof *S);
-  int failed = !keep || !S;
+  double (*keep)[MG_CHUNK];
+  double *S;
+  int failed;
   long k, m, j;
   (void)m; (void)j;
+  if (chunks < MG_MIN_CHUNKS_PER_THREAD * {threads}) {{  /* too few rows to share: one thread */
+    {name}_sum_one(params, data, sum, n);
+    return;
+  }}
+  keep = malloc((chunks * {len(kept)} + 1) * sizeof *keep);
+  S = calloc({size} + 1, sizeof *S);
+  failed = !keep || !S;
   for (k = 0; k < {n_out}; k++) sum[k] = 0.0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(chunks >= MG_MIN_CHUNKS_PER_THREAD * {threads} ? {threads} : 1)
+#pragma omp parallel num_threads({threads})
 #endif
   {{
     double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
@@ -413,6 +420,7 @@ def to_c(loops, threads=1):
         kernels += DENSE
     if loops.outers:
         kernels += OUTER
-    entry = _sum(loops, name) if threads == 1 else _threaded_sum(loops, name, threads)
+    entry = _sum(loops, name) if threads == 1 else \
+        _sum(loops, name, f'static void {name}_sum_one') + _threaded_sum(loops, name, threads)
     return (_header(loops) + kernels + '\n' + _chunk_function(loops, name) +
             _output_tables(loops, name) + _metadata(loops, name) + entry + _batch(loops, name))
