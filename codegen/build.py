@@ -6,6 +6,7 @@ directory must belong to the user and be writable by nobody else. Compilation wr
 temporary name and renames, so parallel processes never load a half-written file.
 """
 import ctypes
+import functools
 import hashlib
 import json
 import linecache
@@ -225,10 +226,27 @@ def cache_key(source, compiler, flags):
     path, size and mtime, so a cache hit runs no compiler), flags and codegen version."""
     real = os.path.realpath(compiler)
     stat = os.stat(real)
-    identity = [source, real, stat.st_size, stat.st_mtime_ns, list(flags), VERSION]
+    identity = [source, real, stat.st_size, stat.st_mtime_ns, list(flags), VERSION,
+                generator_fingerprint()]
     if any('native' in flag for flag in flags):  # code for this CPU only
         identity.append(_cpu_identity())
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=None)
+def generator_fingerprint():
+    """A hash of the code generator's own source (codegen/ and the op table). A recipe (traced
+    programs) finds its library without generating source, so without this an edited emitter
+    would keep loading libraries that the old one wrote, until VERSION changed."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    micrograd_dir = os.path.join(os.path.dirname(here), 'micrograd')
+    files = sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith('.py'))
+    files += [os.path.join(micrograd_dir, f) for f in ('ops.py', 'ieee.py')]
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, 'rb') as file:
+            digest.update(file.read())
+    return digest.hexdigest()[:16]
 
 
 def _cpu_identity():
