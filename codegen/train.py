@@ -23,7 +23,7 @@ from micrograd.optim import SGD, clip_grad_norm, clip_grad_value, grad_norm
 
 from codegen import validate
 from codegen.build import (DEFAULT_FLAGS, build, cached_library, compile_source,
-                           remember_library)
+                           load_library, remember_library)
 from codegen.emit_c import to_c
 from codegen.ir import format as format_program
 from codegen.grad import grad
@@ -107,7 +107,7 @@ class Trainer:
         self.lanes, self.threads = (FAST_LANES, FAST_THREADS) if fast else (1, 1)
         self.flags = flags or (FAST_FLAGS if fast else DEFAULT_FLAGS)
         self.path = self._library()
-        self._bind(ctypes.CDLL(self.path))
+        self._bind(load_library(self.path, rebuild=self._library))  # heals a bad cache file
         self.params = (ctypes.c_double * max(self.n_params, 1))(*self.params)
         self.velocity = (ctypes.c_double * max(self.n_params, 1))()
 

@@ -144,8 +144,9 @@ def test_the_cache_key_changes_with_the_source_and_the_flags():
 def test_the_library_and_its_source_are_kept_side_by_side_in_the_cache(private_cache):
     f = build_c(neuron_program())
     assert os.path.dirname(f.path) == str(private_cache)
-    with open(f.path[:-len('.so')] + '.c') as source:
-        assert source.read() == f.source
+    key = os.path.basename(f.path)[:-len('.so')]
+    with open(f.path[:-len('.so')] + '.c') as source:  # the source, and its own cache key
+        assert source.read() == build_module._with_key(f.source, key)
     assert not [name for name in os.listdir(private_cache) if name.endswith('.tmp')]
 
 
