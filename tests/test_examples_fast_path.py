@@ -10,8 +10,8 @@ import pytest
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-def run(script, *args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run(script, *args, timeout=600, **environment):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **environment)
     result = subprocess.run([sys.executable, str(ROOT / 'examples' / script), *args],
                             capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,6 +37,17 @@ def test_the_demo_trains_three_ways_to_the_same_losses_and_writes_its_files(tmp_
     losses = {name: line.split()[-2] for name, line in rows.items()}
     assert len(set(losses.values())) == 1, rows  # the same final loss, three ways
     assert 'agree to 1e-9 at every step' in out
+    for name in ('readme.svg', 'neuron.svg', 'model_collapsed.svg', 'mlp_clustered.svg',
+                 'moons_sample.py', 'moons_sample.c', 'moons_sample.h'):
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_the_demo_without_a_c_compiler_skips_the_c_row_and_writes_the_rest(tmp_path):
+    out = run('demo.py', '--steps', '3', '--out', str(tmp_path),
+              CC=str(tmp_path / 'no-compiler-here'))
+    assert 'generated C        skipped: no C compiler found' in out
+    assert "backend='python'" in out  # the reason says what to do
+    assert 'loss curves: engine, generated Python agree' in out
     for name in ('readme.svg', 'neuron.svg', 'model_collapsed.svg', 'mlp_clustered.svg',
                  'moons_sample.py', 'moons_sample.c', 'moons_sample.h'):
         assert (tmp_path / name).stat().st_size > 0, name
