@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 
-from codegen import VERSION
+from codegen import VERSION, validate
 from codegen.emit_c import to_c
 from codegen.emit_python import to_python
 from codegen.grad import grad as grad_program
@@ -69,7 +69,9 @@ class Compiled:
         if len(inputs) != self.n_in:
             raise TypeError(f'{self.program.name}() takes {self.n_in} inputs '
                             f'({", ".join(self.program.inputs)}), got {len(inputs)}')
-        return self._function(*inputs)
+        # As floats on every backend: a bool or a string is refused alike, and a numpy float32
+        # cannot make generated Python compute in single precision.
+        return self._function(*validate.numbers_of(inputs, 'input'))
 
     def batch(self, params, rows):
         """Outputs for each data row, as a list of tuples."""
@@ -94,14 +96,15 @@ class Compiled:
         return tuple(out)
 
     def _check_rows(self, params, rows):
-        params = [float(p) for p in params]
+        params = validate.numbers_of(list(params), 'parameter')
         if len(params) != self.n_params:
             raise TypeError(f'expected {self.n_params} parameters, got {len(params)}')
-        rows = [list(r) for r in rows]
+        rows = [validate.sequence(r, f'row {i}') for i, r in enumerate(rows)]
         bad = [i for i, r in enumerate(rows) if len(r) != self.n_data]
         if bad:
             raise TypeError(f'row {bad[0]} has {len(rows[bad[0]])} values, expected {self.n_data}')
-        return params, [float(x) for r in rows for x in r], len(rows)
+        flat = [x for i, r in enumerate(rows) for x in validate.numbers_of(r, f'row {i}, value')]
+        return params, flat, len(rows)
 
     def _load_python(self):
         filename = f'<codegen {self.program.name} {self.program.digest()}>'

@@ -35,6 +35,12 @@ def number(value, what):
         raise ValueError(f'{what} is {value!r:.40}: too large for a float') from None
 
 
+def numbers_of(values, what):
+    """floats of a sequence of real numbers, `what` naming each by position ("input 2");
+    nan and inf are numbers too: a built program computes with them as IEEE-754 says."""
+    return [v if type(v) is float else number(v, f'{what} {i}') for i, v in enumerate(values)]
+
+
 def rate(value, what):
     """A learning rate, momentum or weight decay: a finite number >= 0."""
     value = number(value, what)
@@ -161,11 +167,16 @@ def _iterable(data):
     return True
 
 
-def _row(row, i, width, what):
+def sequence(row, what):
+    """list(row), for a row that is a sequence (not a string, not a single number)."""
     if isinstance(row, (str, bytes)) or not _iterable(row):
-        raise TypeError(f'{what} {i} must be a sequence of {width} numbers, got '
-                        f'{type(row).__name__} {row!r:.40}')
-    row = list(row)
+        raise TypeError(f'{what} must be a sequence of numbers, got {type(row).__name__} '
+                        f'{row!r:.40}')
+    return list(row)
+
+
+def _row(row, i, width, what):
+    row = sequence(row, f'{what} {i}')
     if len(row) != width:
         raise ValueError(f'{what} {i} has {len(row)} values, expected {width}')
     row = [v if type(v) is float else number(v, f'{what} {i}, position {j}')

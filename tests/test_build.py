@@ -79,8 +79,8 @@ def test_a_parameter_count_outside_the_inputs_is_refused_when_building(backend, 
 def test_generated_python_shows_its_own_lines_in_tracebacks():
     # Debuggable: the source is registered with linecache under the module's filename.
     f = codegen.build(neuron_program(), 'python')
-    with pytest.raises(TypeError) as raised:
-        f('not a number', 2.0, -1.0)
+    with pytest.raises(TypeError) as raised:  # the generated function itself: the call checks
+        f._function('not a number', 2.0, -1.0)  # its inputs before it gets there
     last = traceback.extract_tb(raised.value.__traceback__)[-1]
     assert last.filename.startswith('<codegen neuron')
     assert last.line == 'v0 = w * x'
