@@ -150,6 +150,10 @@ def _doubles(values):
 
 def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
     """Generate source for `program` and load it as a `Compiled` callable."""
+    n_params = validate.count(n_params, 'n_params', 0)  # checked alike before either emitter
+    if n_params > len(program.inputs):
+        raise ValueError(f'n_params={n_params}, but {program.name} has {len(program.inputs)} '
+                         f'inputs')
     if backend == 'python':
         return Compiled(program, to_python(program), 'python', n_params)
     if backend != 'c':
