@@ -11,6 +11,7 @@ rejected. Powers keep to integer exponents, since micrograd's (-8) ** (1/3) is c
 import importlib.util
 import itertools
 import math
+import struct
 import sys
 
 import pytest
@@ -174,8 +175,23 @@ def test_random_graphs_with_division_match_micrograd_given_its_spelling(Ref, cas
     assert_same_gradients(spelled, xs, ours[1], theirs[1])
 
 
+def ulp(x):
+    """math.ulp(x) for finite x (math.ulp is Python 3.9+, the suite runs on 3.8 too): the gap
+    from |x| to the next float up, found by adding one to its bit pattern."""
+    x = abs(x)
+    bits = struct.unpack('<q', struct.pack('<d', x))[0]
+    return struct.unpack('<d', struct.pack('<q', bits + 1))[0] - x
+
+
+def test_ulp_is_the_gap_to_the_next_float():
+    assert ulp(1.0) == sys.float_info.epsilon and ulp(-2.0) == 2 * sys.float_info.epsilon
+    assert ulp(0.0) == 5e-324 and ulp(sys.float_info.min) == 5e-324
+    if hasattr(math, 'ulp'):  # where Python has it, the same numbers
+        assert all(ulp(x) == math.ulp(x) for x in (1.0, 3.5, 1e-310, 1e300, -7.25, 0.0))
+
+
 def ulps_apart(a, b):
-    return abs(a - b) / math.ulp(max(abs(a), abs(b)))
+    return abs(a - b) / ulp(max(abs(a), abs(b)))
 
 
 magnitudes = st.floats(1e-50, 1e50) | st.sampled_from([1.0, 3.0, 0.1, 1e-50, 1e50])
