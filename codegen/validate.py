@@ -105,10 +105,11 @@ class Rows:
         return f'Rows({self.n} rows of {self.width} values)'
 
     def as_lists(self):
-        flat, k = self.values.tolist(), self.width
-        if isinstance(flat[0] if flat else None, list):  # a 2-D numpy array
-            return flat
-        return [flat[i * k:(i + 1) * k] for i in range(self.n)]
+        """The rows as lists of floats."""
+        if isinstance(self.values, array.array):
+            flat, k = self.values.tolist(), self.width
+            return [flat[i * k:(i + 1) * k] for i in range(self.n)]
+        return self.values.tolist()  # a 2-D numpy array: a list per row already
 
     def pointer(self):
         """A C `double *` to the first value; valid while this object lives."""
@@ -202,12 +203,11 @@ def _numpy_rows(data, width, what):
                         f'.astype(float) if numbers are meant')
     if kind not in 'iuf':
         return None
-    if data.ndim != 2 or data.shape[1] != width:
-        if data.ndim == 2 and data.shape[0]:
-            raise ValueError(f'{what} 0 has {data.shape[1]} values, expected {width}')
-        if data.ndim != 2:
-            raise ValueError(f'a numpy array of {what}s must be 2-D, (rows, {width}); got '
-                             f'shape {data.shape}')
+    if data.ndim != 2:
+        raise ValueError(f'a numpy array of {what}s must be 2-D, (rows, {width}); got shape '
+                         f'{data.shape}')
+    if data.shape[0] and data.shape[1] != width:
+        raise ValueError(f'{what} 0 has {data.shape[1]} values, expected {width}')
     values = numpy.ascontiguousarray(data, dtype=numpy.float64)  # no copy if it already is
     finite = numpy.isfinite(values)
     if not finite.all():

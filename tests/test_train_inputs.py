@@ -181,3 +181,15 @@ def test_a_loss_that_is_not_a_value_is_explained(backend):
         Trainer(MLP(2, [1]), lambda m, x, y: 1.5, 2, backend=backend)
     with pytest.raises(TypeError, match='batch_loss must return a Value'):
         Trainer(MLP(2, [1]), sample_loss, 2, batch_loss=lambda ps: 0.0, backend=backend)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_an_infinite_gradient_norm_is_refused_alike_and_changes_nothing(backend):
+    t = Trainer(MLP(1, [1], rng=random.Random(0)), lambda m, x, y: (m(x) * y).exp(), 1,
+                backend=backend)
+    before = state(t)
+    with pytest.raises(ValueError) as raised:
+        t.step([[1.0, 1e308]], 0.1, clip_norm=1.0)
+    assert str(raised.value) == ('clip_norm: the gradient norm is not finite; clipping cannot '
+                                 'repair an inf or nan gradient')
+    assert state(t) == before
