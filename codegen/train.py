@@ -248,7 +248,7 @@ class Trainer:
         Everything, every step's rate included, is checked before the first step. Returns the
         list of per-step losses."""
         data = self.rows(rows)
-        epochs, batch_size, rates = self._fit_plan(data, epochs, lr, batch_size, update)
+        epochs, batch_size, rates = validate.fit_plan(len(data), epochs, lr, batch_size, update)
         rng = random.Random(shuffle) if isinstance(shuffle, int) else shuffle
         order = list(range(len(data)))
         losses, step = [], 0
@@ -268,22 +268,6 @@ class Trainer:
                 print(f'epoch {epoch + 1}/{epochs}: loss {losses[-1]:.6f}{shown}, '
                       f'{len(data) / seconds:,.0f} samples/s', file=sys.stdout)
         return losses
-
-    def _fit_plan(self, data, epochs, lr, batch_size, update):
-        """fit's arguments checked before any step: (epochs, batch size, rate of each step)."""
-        if not len(data):
-            raise ValueError('fit needs at least one row, got none')
-        epochs = validate.count(epochs, 'epochs', 0)
-        batch_size = len(data) if batch_size is None else \
-            min(validate.count(batch_size, 'batch_size', 1), len(data))
-        steps = epochs * -(-len(data) // batch_size)
-        rates = [validate.rate(lr(k) if callable(lr) else lr, 'lr') for k in range(steps)]
-        validate.step_settings(0.0, update.get('momentum', 0.0), update.get('weight_decay', 0.0),
-                               update.get('clip_value'), update.get('clip_norm'))
-        unknown = set(update) - {'momentum', 'weight_decay', 'clip_value', 'clip_norm'}
-        if unknown:
-            raise TypeError(f'fit() got unexpected settings {sorted(unknown)}')
-        return epochs, batch_size, rates
 
     def write_back(self):
         """Copy the trained parameters into the micrograd model's Values (the Python backend

@@ -67,6 +67,24 @@ def step_settings(lr, momentum, weight_decay, clip_value, clip_norm):
             clip(clip_value, 'clip_value'), clip(clip_norm, 'clip_norm'))
 
 
+def fit_plan(n_rows, epochs, lr, batch_size, update):
+    """`fit`'s arguments, checked before its first step: (epochs, batch size, the rate of every
+    step). lr is a number or a function of the step index; a batch size above the number of
+    rows means one batch of all of them; `update` holds the settings passed on to each step."""
+    if not n_rows:
+        raise ValueError('fit needs at least one row, got none')
+    unknown = set(update) - {'momentum', 'weight_decay', 'clip_value', 'clip_norm'}
+    if unknown:
+        raise TypeError(f'fit() got unexpected settings {sorted(unknown)}')
+    epochs = count(epochs, 'epochs', 0)
+    batch_size = n_rows if batch_size is None else min(count(batch_size, 'batch_size', 1), n_rows)
+    steps = epochs * -(-n_rows // batch_size)  # batches per epoch, the last one maybe short
+    rates = [rate(lr(k) if callable(lr) else lr, 'lr') for k in range(steps)]
+    step_settings(0.0, update.get('momentum', 0.0), update.get('weight_decay', 0.0),
+                  update.get('clip_value'), update.get('clip_norm'))
+    return epochs, batch_size, rates
+
+
 def count(value, what, low):
     """A whole number >= low (epochs, batch sizes, row widths); bools refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
