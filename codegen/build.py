@@ -150,8 +150,8 @@ def _doubles(values):
 
 def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
     """Generate source for `program` and load it as a `Compiled` callable."""
-    n_params = validate.count(n_params, 'n_params', 0)  # checked alike before either emitter
-    if n_params > len(program.inputs):
+    n_params = validate.whole(n_params, 'n_params')  # checked alike before either emitter
+    if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params}, but {program.name} has {len(program.inputs)} '
                          f'inputs')
     if backend == 'python':

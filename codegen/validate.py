@@ -85,14 +85,20 @@ def fit_plan(n_rows, epochs, lr, batch_size, update):
     return epochs, batch_size, rates
 
 
-def count(value, what, low):
-    """A whole number >= low (epochs, batch sizes, row widths); bools refused."""
+def whole(value, what):
+    """int(value) for a whole number (int, numpy integer); bools and floats refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f'{what} must be a whole number, got {type(value).__name__} '
                         f'{value!r:.40}')
+    return int(value)
+
+
+def count(value, what, low):
+    """A whole number >= low (epochs, batch sizes, row widths)."""
+    value = whole(value, what)
     if value < low:
         raise ValueError(f'{what} must be >= {low}, got {value!r}')
-    return int(value)
+    return value
 
 
 def loss_value(result, who):
