@@ -233,7 +233,7 @@ class Trainer:
 
     def predict(self, features):
         """Model outputs for each row of features, computed with the current parameters."""
-        rows = validate.rows(features, self.n_features, 'feature row').as_lists()
+        rows = validate.rows(features, self.n_features, 'feature row', finite=False).as_lists()
         return self.predict_fn.batch(list(self._current_parameters()), rows)
 
     def _current_parameters(self):

@@ -158,26 +158,33 @@ class Rows:
                 for start in range(0, self.n, size)]
 
 
-def rows(data, width, what='row'):
+def rows(data, width, what='row', finite=True):
     """`data` (an iterable of rows, or a 2-D numpy array) as checked Rows of `width` values.
 
-    Every value must be a real number (not a bool) and finite: a nan or inf in training data
+    Every value must be a real number (not a bool). finite=True (training rows): a nan or inf
     would turn every parameter into nan at the first step, so it is refused here, naming it.
     """
     if isinstance(data, Rows):
         if data.width != width:
             raise ValueError(f'these Rows have {data.width} values each, expected {width}')
-        return data
-    if type(data).__module__ == 'numpy' and hasattr(data, 'dtype'):
-        converted = _numpy_rows(data, width, what)
-        if converted is not None:
-            return converted
-        data = data.tolist()  # strings, objects: checked one by one below, same messages
+        checked = data
+    elif type(data).__module__ == 'numpy' and hasattr(data, 'dtype') and \
+            data.dtype.kind in 'biuf':
+        checked = _numpy_rows(data, width, what)
+    else:
+        if type(data).__module__ == 'numpy' and hasattr(data, 'tolist'):
+            data = data.tolist()  # strings, objects: checked one by one, same messages
+        checked = _python_rows(data, width, what)
+    if finite:
+        _check_finite(checked, what)
+    return checked
+
+
+def _python_rows(data, width, what):
     if isinstance(data, (str, bytes)) or not _iterable(data):
         raise TypeError(f'rows must be a list of {what}s (sequences of numbers), got '
                         f'{type(data).__name__} {data!r:.40}')
-    values = array.array('d')
-    n = 0
+    values, n = array.array('d'), 0
     for i, row in enumerate(data):
         values.extend(_row(row, i, width, what))
         n += 1
@@ -204,37 +211,39 @@ def _row(row, i, width, what):
     row = sequence(row, f'{what} {i}')
     if len(row) != width:
         raise ValueError(f'{what} {i} has {len(row)} values, expected {width}')
-    row = [v if type(v) is float else number(v, f'{what} {i}, position {j}')
-           for j, v in enumerate(row)]
-    if not all(map(math.isfinite, row)):
-        j = next(j for j, v in enumerate(row) if not math.isfinite(v))
-        raise _not_finite(i, j, row[j], what)
-    return row
-
-
-def _not_finite(i, j, value, what):
-    return ValueError(f'{what} {i} holds {value!r} at position {j}: training data must be '
-                      f'finite (a nan or inf would make every parameter nan)')
+    return [v if type(v) is float else number(v, f'{what} {i}, position {j}')
+            for j, v in enumerate(row)]
 
 
 def _numpy_rows(data, width, what):
-    """Rows from a numpy array of numbers, converted and checked by numpy; None for arrays of
-    other things (strings, objects), which take the one-by-one path."""
+    """Rows from a numpy array of numbers, converted by numpy: no Python loop per value."""
     import numpy
-    kind = data.dtype.kind
-    if kind == 'b':
+    if data.dtype.kind == 'b':
         raise TypeError(f'rows must hold numbers, got a numpy array of bools: convert it with '
                         f'.astype(float) if numbers are meant')
-    if kind not in 'iuf':
-        return None
     if data.ndim != 2:
         raise ValueError(f'a numpy array of {what}s must be 2-D, (rows, {width}); got shape '
                          f'{data.shape}')
     if data.shape[0] and data.shape[1] != width:
         raise ValueError(f'{what} 0 has {data.shape[1]} values, expected {width}')
     values = numpy.ascontiguousarray(data, dtype=numpy.float64)  # no copy if it already is
-    finite = numpy.isfinite(values)
-    if not finite.all():
-        i, j = (int(k) for k in numpy.argwhere(~finite)[0])
-        raise _not_finite(i, j, float(values[i, j]), what)
     return Rows(values, values.shape[0], width)
+
+
+def _check_finite(checked, what):
+    """Refuse nan and inf, naming the first one's row and position."""
+    values = checked.values
+    if isinstance(values, array.array):
+        if all(map(math.isfinite, values)):
+            return
+        k = next(k for k, v in enumerate(values) if not math.isfinite(v))
+        i, j, bad = k // checked.width, k % checked.width, values[k]
+    else:
+        import numpy
+        finite = numpy.isfinite(values)
+        if finite.all():
+            return
+        i, j = (int(k) for k in numpy.argwhere(~finite)[0])
+        bad = float(values[i, j])
+    raise ValueError(f'{what} {i} holds {bad!r} at position {j}: training data must be '
+                     f'finite (a nan or inf would make every parameter nan)')

@@ -193,3 +193,10 @@ def test_an_infinite_gradient_norm_is_refused_alike_and_changes_nothing(backend)
     assert str(raised.value) == ('clip_norm: the gradient norm is not finite; clipping cannot '
                                  'repair an inf or nan gradient')
     assert state(t) == before
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_predict_takes_any_float_and_gives_ieee_answers(backend):
+    t = trainer(backend)
+    assert [math.isnan(s[0]) for s in t.predict([[math.nan, 0.0], [0.5, 0.25]])] == [True, False]
+    refused(t, lambda: t.predict([[True, 0.0]]), TypeError, 'feature row 0, position 0 is the bool')
