@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Each one creates .venv,
-# installs what it needs (Graphviz's `dot` too, through apt-get when it can) and runs.
+# installs what it needs (Graphviz's `dot` and, for `make test`, Chromium too, through apt-get
+# when it can) and runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,17 +13,17 @@ OLDEST_PYTHON ?= $(shell for p in "$$(command -v python$(OLDEST))" \
     $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(OLDEST).*/bin/python$(OLDEST) 2>/dev/null | sort -V | tail -n 1); do \
     [ -n "$$p" ] && "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 
-.PHONY: demo test test-oldest bench graphviz clean
+.PHONY: demo test test-oldest bench graphviz chromium clean
 
 demo: $(VENV)/ready graphviz
 	$(BIN)/python examples/demo.py
 
-test: $(VENV)/ready graphviz
+test: $(VENV)/ready graphviz chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # PyTorch 2.13.0 has no wheel for 3.8, so the oracle's tests skip there, saying so; they run
 # in `make test`. The demo extras are left out to keep this cheap (the digits test skips too).
-test-oldest: $(OLDEST_VENV)/ready graphviz
+test-oldest: $(OLDEST_VENV)/ready graphviz chromium
 	$(OLDEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 $(OLDEST_VENV)/ready: setup.cfg pyproject.toml
@@ -45,18 +46,33 @@ $(VENV)/ready: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,viz,demo]'
 	touch $@
 
-# Graphviz's `dot` is a system program, not a Python package.
-graphviz:
-	@command -v dot >/dev/null 2>&1 || { \
+# Graphviz's `dot` and Chromium (the stepper's browser tests) are system programs, not Python
+# packages: apt-get installs them when it can (as root, or with sudo); elsewhere the target
+# stops and says what to install. $(call system_program,TEST,DEBIAN PACKAGE,HELP) where TEST is
+# a shell command that succeeds when the program is there.
+define system_program
+	@{ $(1); } >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    apt-get install -y -q graphviz >/dev/null || { apt-get update -q && apt-get install -y -q graphviz; }; \
+	    apt-get install -y -q $(2) >/dev/null || { apt-get update -q && apt-get install -y -q $(2); }; \
 	  elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
-	    sudo apt-get install -y -q graphviz; \
+	    sudo apt-get install -y -q $(2); \
 	  else \
-	    echo "Graphviz's 'dot' is missing. Install it: 'apt-get install graphviz' (Debian/Ubuntu)," \
-	         "'brew install graphviz' (macOS) or see https://graphviz.org/download/"; exit 1; \
+	    echo "$(3)"; exit 1; \
 	  fi; }
+endef
+
+GRAPHVIZ_HELP := Graphviz's 'dot' is missing. Install it: 'apt-get install graphviz' (Debian/Ubuntu), \
+  'brew install graphviz' (macOS) or see https://graphviz.org/download/
+CHROMIUM_HELP := Chromium is missing (the stepper's browser tests need it). Install it: \
+  'apt-get install chromium' (Debian), 'apt-get install chromium-browser' (Ubuntu), or set \
+  CHROMIUM to a Chromium or Chrome binary.
+
+graphviz:
+	$(call system_program,command -v dot,graphviz,$(GRAPHVIZ_HELP))
 	@dot -V
+
+chromium:
+	$(call system_program,[ -n "$$CHROMIUM" ] || command -v chromium || command -v chromium-browser,chromium,$(CHROMIUM_HELP))
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) build *.egg-info .pytest_cache .hypothesis out

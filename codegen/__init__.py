@@ -7,7 +7,7 @@
     f       = build(program, backend='c')                           (build.py)
     f       = jit(loss, inputs)          # all of the above
 """
-VERSION = '0.1.0'
+VERSION = '0.2.0'  # part of every cache key: bump it when generated code changes
 
 from codegen.ir import Instr, Program, check, evaluate, format  # noqa: E402
 from codegen.lower import trace  # noqa: E402

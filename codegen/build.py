@@ -22,17 +22,22 @@ import subprocess
 import tempfile
 import threading
 
-from codegen import VERSION, validate
+from codegen import VERSION, abi, validate
 from codegen.emit_c import to_c
 from codegen.emit_python import to_python
 from codegen.grad import grad as grad_program
 from codegen.lower import trace
 from codegen.passes import optimize as optimize_program
 
-# ISO C, no fused multiply-add contraction and no -ffast-math: the default build computes the
-# same bits as the engine. Faster opt-in flags (e.g. '-march=native', '-ffp-contract=fast')
-# go through build(..., flags=...).
-DEFAULT_FLAGS = ('-O2', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
+# No fused multiply-add contraction and no -ffast-math: the default build computes the same bits
+# as the engine. -O3 -march=native lets gcc run the loop level's row loops in this CPU's vector
+# registers, which changes no bit (each lane does the scalar operation); the cache key then names
+# the CPU (`_cpu_identity`). The source itself is ISO C99: `save()` output builds anywhere.
+DEFAULT_FLAGS = ('-O3', '-march=native', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
+PORTABLE_FLAGS = ('-O2', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
+# The opt-in fast build: GNU C (vector types of emit_simd) and OpenMP threads.
+FAST_FLAGS = ('-O3', '-march=native', '-fopenmp', '-std=gnu99', '-ffp-contract=off', '-fPIC',
+              '-shared')
 
 _loaded = {}  # library path -> Compiled, for this process
 
@@ -117,20 +122,13 @@ class Compiled:
 
     def _load_c(self):
         library = load_library(self.path, self._rebuild)
-        name = self.program.name
+        entry = abi.bind(library, self.program.name)
         for what, expected in (('n_in', self.n_in), ('n_params', self.n_params),
                                ('n_out', self.n_out)):
-            getter = getattr(library, f'{name}_{what}')
-            getter.restype = ctypes.c_int
-            if getter() != expected:
-                raise BuildError(f'{self.path}: {what} is {getter()}, the program has {expected}')
-        double_p = ctypes.POINTER(ctypes.c_double)
-        one = getattr(library, name)
-        one.argtypes, one.restype = [double_p, double_p], None
-        self._c_batch = getattr(library, f'{name}_batch')
-        self._c_sum = getattr(library, f'{name}_sum')
-        for fn in (self._c_batch, self._c_sum):
-            fn.argtypes, fn.restype = [double_p, double_p, double_p, ctypes.c_long], None
+            found = entry['_' + what]()
+            if found != expected:
+                raise BuildError(f'{self.path}: {what} is {found}, the program has {expected}')
+        one, self._c_batch, self._c_sum = entry[''], entry['_batch'], entry['_sum']
         self._library, self._in, self._out = library, (ctypes.c_double * max(self.n_in, 1))(), \
             (ctypes.c_double * self.n_out)()
 
@@ -148,8 +146,12 @@ def _doubles(values):
     return (ctypes.c_double * max(len(values), 1))(*values)
 
 
-def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
-    """Generate source for `program` and load it as a `Compiled` callable."""
+def build(program, backend='c', n_params=0, flags=None, cc=None, lanes=1, threads=1,
+          loop_level=None):
+    """Generate source for `program` and load it as a `Compiled` callable.
+
+    C options (see emit_c.to_c): lanes and threads opt into GNU C entry points compiled with
+    FAST_FLAGS; loop_level chooses the loop level (None: when dense layers are recovered)."""
     n_params = validate.whole(n_params, 'n_params')  # checked alike before either emitter
     if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params}, but {program.name} has {len(program.inputs)} '
@@ -158,7 +160,8 @@ def build(program, backend='c', n_params=0, flags=DEFAULT_FLAGS, cc=None):
         return Compiled(program, to_python(program), 'python', n_params)
     if backend != 'c':
         raise ValueError(f"backend must be 'c' or 'python', not {backend!r}")
-    source = to_c(program, n_params)
+    source = to_c(program, n_params, lanes=lanes, threads=threads, loop_level=loop_level)
+    flags = flags or (FAST_FLAGS if lanes > 1 or threads > 1 else DEFAULT_FLAGS)
     path = compile_source(source, flags, cc)
     if path not in _loaded:
         _loaded[path] = Compiled(program, source, 'c', n_params, path,
@@ -316,16 +319,19 @@ def cache_key(source, compiler, flags):
     identity = [source, real, compiler[1:], stat.st_size, stat.st_mtime_ns, list(flags),
                 VERSION]
     if any('native' in flag for flag in flags):  # code for this CPU only
-        identity.append(_cpu_model())
+        identity.append(_cpu_identity())
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
 
-def _cpu_model():
+def _cpu_identity():
+    """The CPU's model and instruction-set flags: a VM may report a generic model name
+    ('AMD EPYC') for chips with different vector units, so the flags line counts too."""
     try:
         with open('/proc/cpuinfo') as info:
-            return next((line for line in info if line.startswith('model name')), '')
+            lines = [line for line in info if line.startswith(('model name', 'flags'))]
+        return ''.join(sorted(set(lines)))
     except OSError:
-        return platform.processor()
+        return platform.machine() + platform.processor()
 
 
 def cache_dir():
@@ -440,11 +446,4 @@ def _save_file(path, text):
 
 def c_header(program):
     """Prototypes of the entry points `to_c` defines."""
-    n = program.name
-    return (f'/* {n}: generated by micrograd codegen {VERSION}; see {n}.c for the ABI. */\n'
-            f'#ifndef {n.upper()}_H\n#define {n.upper()}_H\n'
-            f'int {n}_n_in(void);\nint {n}_n_params(void);\nint {n}_n_out(void);\n'
-            f'void {n}(const double *in, double *out);\n'
-            f'void {n}_batch(const double *params, const double *data, double *out, long n);\n'
-            f'void {n}_sum(const double *params, const double *data, double *sum, long n);\n'
-            f'#endif\n')
+    return abi.c_header(program.name)

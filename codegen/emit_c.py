@@ -13,21 +13,12 @@ loss and its parameter gradients over a batch. Small programs become straight-li
 `const double` per instruction. Above `STRAIGHT_LINE_LIMIT` instructions gcc slows down and
 eventually crashes, so big programs become a table (opcode, argument slots) run by a loop.
 """
-from codegen import VERSION
+from codegen import VERSION, emit_loops, emit_simd, loops
+from codegen.c_common import literal, row_by_row_batch
 from codegen.ir import check, format as format_program
 from codegen.passes import assign_slots
 
 STRAIGHT_LINE_LIMIT = 5000
-
-
-def literal(x):
-    """A float as C source: repr round-trips through strtod; inf/nan are <math.h> macros."""
-    if x != x:
-        return 'NAN'
-    if x in (float('inf'), float('-inf')):
-        return 'INFINITY' if x > 0 else '(-INFINITY)'
-    text = repr(x)
-    return f'({text})' if text.startswith('-') else text
 
 
 def atom(a):
@@ -46,21 +37,29 @@ def header(program):
             '\n */\n#include <math.h>\n#include <stdlib.h>\n')
 
 
-def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, threads=1):
+def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, threads=1,
+         loop_level=None):
     """The C source for `program`; `n_params` leading inputs are shared by all rows.
 
-    lanes > 1 or threads > 1 opt into GNU C batch entry points (see emit_simd.py).
+    When dense layers are recovered from the program (see recover.py), it is drawn from the
+    loop level (loops.py, emit_loops.py): rows in chunks, layers as loop nests, the same bits.
+    loop_level=False keeps the scalar forms below; True uses the loop level for any program.
+    Scalar programs: straight-line code, or above `straight_line_limit` instructions a table run
+    by a loop; lanes > 1 or threads > 1 opt into GNU C batch entry points (emit_simd.py).
     """
     check(program)  # names reach the source text: refuse any that are not safe
     if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params} but the program has {len(program.inputs)} inputs')
     if lanes not in (1, 2, 4, 8) or threads < 1:
         raise ValueError(f'lanes must be 1, 2, 4 or 8 and threads >= 1, got {lanes}, {threads}')
+    if loop_level is not False:
+        lowered = loops.lower(program, n_params)
+        if loop_level or loops.has_structure(lowered):
+            return emit_loops.to_c(lowered, threads=threads)
     straight = len(program.instrs) <= straight_line_limit
     body = _straight_line if straight else _table_driven
     source = header(program) + body(program, n_params) + _metadata_and_single(program, n_params)
     if straight and (lanes > 1 or threads > 1):
-        from codegen import emit_simd  # imported here: it builds on this module's helpers
         return (source + emit_simd.vector_row(program, n_params, lanes) +
                 emit_simd.batch_and_sum(program, n_params, lanes, threads))
     return source + (_batch_and_sum if straight else _block_batch_and_sum)(program, n_params)
@@ -223,17 +222,6 @@ int {name}_n_out(void) {{ return {n_out}; }}
 
 void {name}(const double *in, double *out) {{
   {name}_row(in, in + {n_params}, out);
-}}
-'''
-
-
-def row_by_row_batch(program, n_params):
-    """`NAME_batch`: each data row through `NAME_row`."""
-    name, n_out, n_data = program.name, len(program.outputs), len(program.inputs) - n_params
-    return f'''
-void {name}_batch(const double *params, const double *data, double *out, long n) {{
-  long i;
-  for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
 }}
 '''
 

@@ -9,17 +9,17 @@ in order, then threads' partial sums in order, so the result is still the same o
 This is GNU C (vector extensions, OpenMP when compiled with -fopenmp), not ISO C99: the
 default build (`emit_c` alone) stays portable and bit-equal to the engine.
 """
-from codegen.emit_c import literal, row_by_row_batch
+from codegen.c_common import literal, row_by_row_batch
 
 NATIVE = {'add', 'sub', 'mul', 'div', 'neg'}  # C templates that are valid on GCC vectors
 
 
 def lane_helper(op):
-    """`static inline vd v_<op>(vd a0, vd a1, double p)`: the scalar template per lane."""
-    params = ', '.join(f'vd a{i}' for i in range(op.arity)) + (', double p' if op.param else '')
+    """`static inline mg_vd mg_v_<op>(mg_vd a0, mg_vd a1, double p)`: the scalar template per lane."""
+    params = ', '.join(f'mg_vd a{i}' for i in range(op.arity)) + (', double p' if op.param else '')
     expr = op.c.format(*(f'a{i}[l]' for i in range(op.arity)), p='p')
-    return (f'static inline vd v_{op.name}({params}) {{\n'
-            f'  vd r; int l;\n  for (l = 0; l < MG_LANES; l++) r[l] = {expr};\n  return r;\n}}\n')
+    return (f'static inline mg_vd mg_v_{op.name}({params}) {{\n'
+            f'  mg_vd r; int l;\n  for (l = 0; l < MG_LANES; l++) r[l] = {expr};\n  return r;\n}}\n')
 
 
 def _vector_atom(a, in_call):
@@ -34,7 +34,7 @@ def _statement(instr):
     args = [_vector_atom(a, True) for a in instr.args]
     if instr.op.param:
         args.append(literal(instr.param))
-    return f'v_{instr.op.name}({", ".join(args)})'
+    return f'mg_v_{instr.op.name}({", ".join(args)})'
 
 
 def vector_row(program, n_params, lanes):
@@ -42,23 +42,23 @@ def vector_row(program, n_params, lanes):
     name, n_data = program.name, len(program.inputs) - n_params
     ops = {i.op.name: i.op for i in program.instrs if i.op.name not in NATIVE}
     lines = [f'#define MG_LANES {lanes}',
-             f'typedef double vd __attribute__((vector_size({8 * lanes})));',
-             'static inline vd mg_splat(double x) { vd r; int l; '
+             f'typedef double mg_vd __attribute__((vector_size({8 * lanes})));',
+             'static inline mg_vd mg_splat(double x) { mg_vd r; int l; '
              'for (l = 0; l < MG_LANES; l++) r[l] = x; return r; }']
     lines += [lane_helper(op) for _, op in sorted(ops.items())]
-    lines.append(f'static void {name}_rowv(const double *mg_p, const double *mg_x, vd *mg_out) {{')
+    lines.append(f'static void {name}_rowv(const double *mg_p, const double *mg_x, mg_vd *mg_out) {{')
     lines.append('  (void)mg_p; (void)mg_x;')
     used = {a for i in program.instrs for a in i.args} | set(program.outputs)
     for i, reg in enumerate(program.inputs):
         if reg not in used:
             continue
         if i < n_params:
-            lines.append(f'  const vd {reg} = mg_splat(mg_p[{i}]);')
+            lines.append(f'  const mg_vd {reg} = mg_splat(mg_p[{i}]);')
         else:
             lanes_of = ', '.join(f'mg_x[{n_data * l + i - n_params}]' for l in range(lanes))
-            lines.append(f'  const vd {reg} = {{{lanes_of}}};')
+            lines.append(f'  const mg_vd {reg} = {{{lanes_of}}};')
     for instr in program.instrs:
-        lines.append(f'  const vd {instr.out} = {_statement(instr)};')
+        lines.append(f'  const mg_vd {instr.out} = {_statement(instr)};')
     for k, a in enumerate(program.outputs):
         lines.append(f'  mg_out[{k}] = {_vector_atom(a, True)};')
     return '\n'.join(lines) + '\n}\n'
@@ -78,7 +78,7 @@ def batch_and_sum(program, n_params, lanes, threads):
 /* Rows [begin, end) added up: lane by lane, then the lanes, then the leftover rows. */
 static void {name}_sum_range(const double *params, const double *data, double *sum,
                              long begin, long end) {{
-  vd acc[{n_out}], rows[{n_out}];
+  mg_vd acc[{n_out}], rows[{n_out}];
   double row[{n_out}];
   long i = begin, k;
   int l;

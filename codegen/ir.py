@@ -5,35 +5,17 @@ one loop over `Program.instrs`. This file owns the data types, the printer (`for
 verifier (`check`) and the reference interpreter (`evaluate`, using the op table's forward).
 """
 import hashlib
-import keyword
 import re
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Tuple, Union
 
 from micrograd.ops import OPS, Op
 
+from codegen.abi import usable_name  # noqa: F401  (re-exported: the IR's names obey the ABI)
+
 Atom = Union[str, float]  # a register name or an inline literal
 
-IDENTIFIER = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
-C_KEYWORDS = set('''auto break case char const continue default do double else enum extern float
-    for goto if inline int long register restrict return short signed sizeof static struct switch
-    typedef union unsigned void volatile while _Bool _Complex _Imaginary NULL INFINITY NAN'''.split())
-# Names the generated Python or C defines or imports (helpers, math functions, the ABI's loop
-# variables); the ABI's own names all start with mg_, which registers may not.
-GENERATED_NAMES = set('''math inf nan copysign floor fabs tanh exp log pow div sigmoid sign
-    params data out row i k n main malloc free'''.split())
-# Object-like macros of <math.h>, <stdlib.h> and GNU C that are not all capitals (those are
-# refused wholesale below: M_PI, HUGE_VAL, FP_NAN, EXIT_SUCCESS, ...).
-C_LOWERCASE_MACROS = {'linux', 'unix', 'i386', 'i686', 'math_errhandling', 'errno'}
 OUTPUT_NAME = re.compile(r'[A-Za-z0-9_./]{1,80}\Z')  # shown in comments of generated code
-
-
-def usable_name(name):
-    """True when `name` can be a register or function name in both generated languages."""
-    return (isinstance(name, str) and IDENTIFIER.match(name) is not None
-            and not keyword.iskeyword(name) and name not in C_KEYWORDS
-            and name not in GENERATED_NAMES and not name.startswith('mg_')
-            and name not in C_LOWERCASE_MACROS and not (len(name) > 1 and name.isupper()))
 
 
 class Instr(NamedTuple):

@@ -21,8 +21,8 @@ from micrograd.engine import Value
 
 from micrograd.optim import SGD, clip_grad_norm, clip_grad_value, grad_norm
 
-from codegen import validate
-from codegen.build import (DEFAULT_FLAGS, build, cached_library, compile_source,
+from codegen import abi, validate
+from codegen.build import (DEFAULT_FLAGS, FAST_FLAGS, build, cached_library, compile_source,
                            load_library, remember_library)
 from codegen.emit_c import to_c
 from codegen.ir import format as format_program
@@ -30,16 +30,14 @@ from codegen.grad import grad
 from codegen.lower import trace
 from codegen.passes import optimize
 
-# The opt-in fast build: 4 rows per 256-bit vector, both cores, this CPU's instruction set.
+# The opt-in fast build: 4 rows per 256-bit vector (scalar programs), both cores.
 FAST_LANES, FAST_THREADS = 4, 2
-FAST_FLAGS = ('-O3', '-march=native', '-fopenmp', '-std=gnu99', '-ffp-contract=off', '-fPIC',
-              '-shared')
 
 STEP_C = '''
 /* One training step over n rows of `data`: the loss before the update is returned, the
  * parameters are updated in place. settings: lr, momentum, weight_decay, clip_value (<0: off),
- * clip_norm (<0: off), mean (1: average over rows, 0: sum). Returns NAN-free loss, or sets
- * status[0] = 1 when the gradient norm is not finite and clipping by norm was asked. */
+ * clip_norm (<0: off), mean (1: average over rows, 0: sum). Sets status[0] = 1 (and changes
+ * nothing) when the gradient norm is not finite and clipping by norm was asked. */
 double train_step(double *params, double *velocity, const double *data, long n,
                   const double *settings, int *status) {
   double sum[1 + P], extra[1 + P], g[P > 0 ? P : 1];
@@ -48,11 +46,11 @@ double train_step(double *params, double *velocity, const double *data, long n,
   const double scale = settings[5] != 0.0 ? 1.0 / (double)n : 1.0;
   double loss, norm = 0.0;
   long j;
-  sample_sum(params, data, sum, n);
+  SAMPLE_SUM(params, data, sum, n);
   loss = sum[0] * scale;
   for (j = 0; j < P; j++) g[j] = sum[1 + j] * scale;
   if (HAS_EXTRA) {
-    extra_term(params, extra);
+    EXTRA(params, extra);
     loss = loss + extra[0];
     for (j = 0; j < P; j++) g[j] = g[j] + extra[1 + j];
   }
@@ -76,6 +74,14 @@ double train_step(double *params, double *velocity, const double *data, long n,
 '''
 
 
+def step_source(sample, extra, n_params, has_extra):
+    """The translation unit of the step: `extra`'s code, then STEP_C calling the two programs
+    by their own names (their prototypes come from the ABI)."""
+    return (f'{abi.prototype(sample.name, "_sum")};\n'
+            f'#define SAMPLE_SUM {sample.name}_sum\n#define EXTRA {extra.name}\n'
+            f'#define P {n_params}\n#define HAS_EXTRA {int(has_extra)}\n' + STEP_C)
+
+
 class Trainer:
     """Train `model` on rows (features..., targets...) with the loss `sample_loss(model, x, y)`;
     y is one Value (n_targets=1) or a list of n_targets Values (e.g. a one-hot class).
@@ -87,7 +93,7 @@ class Trainer:
     """
 
     def __init__(self, model, sample_loss, n_features, batch_loss=None, reduction='mean',
-                 backend='c', fast=False, flags=None, cc=None, n_targets=1):
+                 backend='c', fast=False, flags=None, cc=None, n_targets=1, loop_level=None):
         if reduction not in ('mean', 'sum'):
             raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
         self.model, self.mean = model, reduction == 'mean'
@@ -98,6 +104,7 @@ class Trainer:
         self.n_targets, self.row_size = n_targets, n_features + n_targets
         self._trace(sample_loss, batch_loss)
         self.backend, self.has_extra, self.cc = backend, batch_loss is not None, cc
+        self.loop_level = loop_level
         self.params = [p.data for p in self.parameters]
         if backend == 'python':
             self._python_functions()
@@ -146,7 +153,8 @@ class Trainer:
         """The compiled training step: found through the traced programs when it was built
         before (no gradient, optimisation or emission then), else generated and compiled."""
         recipe = '\n'.join([format_program(self.traced_sample), format_program(self.traced_extra),
-                            repr((self.n_params, self.has_extra, self.lanes, self.threads)),
+                            repr((self.n_params, self.has_extra, self.lanes, self.threads,
+                                  self.loop_level)),
                             STEP_C])
         path = cached_library(recipe, self.flags, self.cc)
         if path is None:
@@ -184,11 +192,9 @@ class Trainer:
     def _source(self, has_extra):
         """Two translation units, compiled in parallel: the per-sample program, and the
         batch-level term with the step that calls both."""
-        declarations = ('void sample_sum(const double *params, const double *data, double *sum,'
-                        ' long n);\n'
-                        f'#define P {self.n_params}\n#define HAS_EXTRA {int(has_extra)}\n')
-        return [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads),
-                to_c(self.extra) + declarations + STEP_C]
+        return [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads,
+                     loop_level=self.loop_level),
+                to_c(self.extra) + step_source(self.sample, self.extra, self.n_params, has_extra)]
 
     def _bind(self, library):
         double_p = ctypes.POINTER(ctypes.c_double)

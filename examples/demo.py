@@ -4,20 +4,25 @@
 2. MLP(2, [16, 16, 1]) on 100 two-moons points, max-margin loss + 1e-4 L2, 100 SGD steps, trained
    by the engine (a new graph every step), by generated Python and by generated C; a table of
    time per step, speed-ups and final accuracy; the three loss curves must agree.
-3. Into the output folder: graph pictures (one neuron; the model with each neuron collapsed; a
-   small MLP clustered by layer and neuron), the decision boundary (with matplotlib), and the
-   standalone generated Python and C for one training sample.
+3. Into the output folder: graph pictures after backward() (micrograd's README expression with
+   its inputs a and b; one neuron; the trained model with each neuron collapsed; a small MLP
+   framed by layer and neuron, left to right), the backward-pass stepper page for the README
+   expression (open it in a browser, step with the arrow keys), the decision boundary (with
+   matplotlib), and the standalone generated Python and C for one training sample
+   (moons_sample.py, moons_sample.c and its header moons_sample.h).
 
 Without a C compiler the generated-C row is skipped, saying why, and everything else is done.
 
 Run: python examples/demo.py [--steps N] [--out DIR]
 """
 import argparse
+import dataclasses
 import gc
 import math
 import pathlib
 import random
 import runpy
+import sys
 import time
 
 import codegen
@@ -57,7 +62,19 @@ def train_engine(X, y, steps):
         for p in model.parameters():
             p.data -= (1.0 - 0.9 * k / 100) * p.grad
         losses.append(loss.data)
+        show_progress(k + 1, steps, loss.data, start)
     return model, losses, 0.0, time.perf_counter() - start
+
+
+def show_progress(done, steps, loss, start):
+    """The engine takes a while (about 30 s for 100 steps), so say how far it is: on a
+    terminal one line rewritten in place, in a log a line every quarter."""
+    on_terminal = sys.stdout.isatty()
+    if done == steps or done % (5 if on_terminal else max(steps // 4, 1)) == 0:
+        line = f'  engine: step {done}/{steps}, loss {loss:.6f}, ' \
+               f'{time.perf_counter() - start:.1f} s'
+        print('\r' + line if on_terminal else line, flush=True,
+              end='' if on_terminal and done < steps else '\n')
 
 
 def train_compiled(X, y, steps, backend):
@@ -122,23 +139,36 @@ def train_three_ways(steps, skip_c):
 
 
 def draw_pictures(model, out):
+    """Each picture after backward(), so every box shows a real gradient."""
     random.seed(0)
-    x = [Value(1.0, label='x0'), Value(-2.0, label='x1')]
     neuron = Neuron(2, activation='tanh')
-    result = neuron(x)
+    result = neuron([Value(1.0, label='x0'), Value(-2.0, label='x1')])
+    result.label = 'out'
     result.backward()
-    paths = [viz.draw_dot(viz.readme_graph(), format='svg').render(out / 'readme',
-                                                                   cleanup=True),
-             viz.draw_dot(result, format='svg').render(out / 'neuron', cleanup=True)]
-    score = model([Value(0.5, label='x0'), Value(0.25, label='x1')])
-    paths.append(viz.draw_dot(score, format='svg', collapse=True)
-                 .render(out / 'model_collapsed', cleanup=True))
     random.seed(1)
-    small = MLP(2, [4, 4, 1])
-    paths.append(viz.draw_dot(small([Value(0.5, label='x0'), Value(0.25, label='x1')]),
-                              format='svg', cluster=True).render(out / 'mlp_clustered',
-                                                                cleanup=True))
-    return paths
+    readme = viz.readme_graph()                             # backward() already called
+    pictures = {'readme': (readme, viz.example_options('readme', readme)),
+                'neuron': (result, {}),
+                'model_collapsed': (scored(model), {'collapse': True}),
+                'mlp_clustered': (scored(MLP(2, [4, 4, 1])), {'cluster': True})}
+    # render() writes the DOT source next to the picture; cleanup=True deletes it again
+    return [viz.draw_dot(root, format='svg', **options).render(out / name, cleanup=True)
+            for name, (root, options) in pictures.items()]
+
+
+def scored(model):
+    """The model's score for one point, after backward(): d score / d each parameter.
+    (Not relabelled: its label, e.g. 'L2.N0', is how the picture finds the last neuron.)"""
+    score = model([Value(0.5, label='x0'), Value(0.25, label='x1')])
+    score.backward()
+    return score
+
+
+def write_stepper(out):
+    """The backward pass of micrograd's README expression, one node per step, as a page."""
+    readme = viz.readme_graph()
+    return viz.steps(readme, **viz.example_options('readme', readme)) \
+        .save(out / 'readme_steps.html')
 
 
 def draw_boundary(model, X, y, path, backend):
@@ -149,12 +179,11 @@ def draw_boundary(model, X, y, path, backend):
     except ImportError:
         return 'skipped the decision boundary (pip install matplotlib)'
     trainer = Trainer(model, sample_loss, 2, backend=backend)
-    grid = [(-1.5 + 3.5 * i / 59, -1.25 + 2.75 * j / 59) for j in range(60) for i in range(60)]
-    scores = [s[0] for s in trainer.predict(grid)]
-    z = [[scores[60 * j + i] > 0 for i in range(60)] for j in range(60)]
+    xs, ys = grid_axis([a for a, _ in X]), grid_axis([b for _, b in X])
+    scores = [s[0] for s in trainer.predict([(a, b) for b in ys for a in xs])]
+    z = [[scores[len(xs) * j + i] > 0 for i in range(len(xs))] for j in range(len(ys))]
     plt.figure(figsize=(5, 4))
-    plt.contourf([g[0] for g in grid[:60]], [grid[60 * j][1] for j in range(60)], z,
-                 cmap=plt.cm.Spectral, alpha=0.8)
+    plt.contourf(xs, ys, z, cmap=plt.cm.Spectral, alpha=0.8)
     plt.scatter([a for a, _ in X], [b for _, b in X], c=y, s=20, cmap=plt.cm.Spectral)
     plt.title(f'moons: decision boundary of the MLP trained in generated '
               f'{"C" if backend == "c" else "Python"}')
@@ -162,11 +191,21 @@ def draw_boundary(model, X, y, path, backend):
     return str(path)
 
 
+def grid_axis(values, points=60, margin=0.25):
+    """Evenly spaced points from below the smallest value to above the largest, so the
+    decision boundary covers every data point with room to spare."""
+    low, high = min(values) - margin, max(values) + margin
+    return [low + (high - low) * i / (points - 1) for i in range(points)]
+
+
 def write_generated_code(out):
     # Only the traced programs are needed, not a compiled step: writing C needs no compiler.
     trainer = Trainer(moons_model(), sample_loss, 2, batch_loss=l2, backend='python')
-    return [codegen.save(trainer.sample, str(out / 'moons_sample.py')),
-            codegen.save(trainer.sample, str(out / 'moons_sample.c'), n_params=trainer.n_params)]
+    # named after its files, so the C functions and the header's comment say moons_sample
+    sample = dataclasses.replace(trainer.sample, name='moons_sample')
+    c_file = codegen.save(sample, str(out / 'moons_sample.c'), n_params=trainer.n_params)
+    return [codegen.save(sample, str(out / 'moons_sample.py')), c_file,
+            c_file[:-2] + '.h']   # save() writes the header next to the .c file
 
 
 def main():
@@ -183,7 +222,9 @@ def main():
     boundary = draw_boundary(model, X, y, args.out / 'decision_boundary.png',
                              'python' if skip_c else 'c')
     print(f'\n== written to {args.out}/')
-    for path in draw_pictures(model, args.out) + [boundary] + write_generated_code(args.out):
+    written = draw_pictures(model, args.out) + [write_stepper(args.out), boundary] \
+        + write_generated_code(args.out)
+    for path in written:
         print('  ', path)
 
 

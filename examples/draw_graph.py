@@ -36,6 +36,7 @@ def main():
     render = can_render()
     for name, (make_graph, options) in PICTURES.items():
         root = make_graph()
+        options = {**options, **viz.example_options(name, root)}   # the README's a, b: inputs
         (args.out / f'{name}.dot').write_text(viz.to_dot(root, **options), encoding='utf-8')
         if render:
             viz.draw_dot(root, format='svg', **options).render(args.out / name, cleanup=True)

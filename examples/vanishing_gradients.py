@@ -2,8 +2,14 @@
 
 Part 1: the same deep network (10 hidden layers of 6 neurons) with sigmoid, tanh or ReLU
 activations, and with sigmoid layers wrapped as residual blocks x + layer(x). After one
-backward pass, the mean |gradient| of each layer's weights: through sigmoids it shrinks about
-tenfold per layer on the way back (sigmoid' <= 1/4), the skip connections carry it undiminished.
+backward pass, the mean |gradient| of each layer's weights, and how much it shrinks per layer on
+the way back (the geometric mean over the hidden layers). Measured:
+- sigmoid: shrinks at every layer, about 4x per layer (3.9x): sigmoid' <= 1/4, and the weights,
+  drawn from uniform(-1, 1), do not make up for it: 2 * 10^5 from layer 9 to layer 0.
+- tanh: does not vanish here (tanh' is 1 at 0): it even grows towards the input (0.7x per layer).
+- relu: does not vanish (relu' is 0 or 1): about 1x per layer (0.95x).
+- sigmoid layers wrapped as residual blocks x + layer(x): the skip connections carry the
+  gradient undiminished (1.1x per layer), 7 * 10^4 times the plain sigmoid's at layer 0.
 
 Part 2: a deep linear network whose gradients explode: plain SGD overflows to inf and nan within
 two steps, while clipping the gradients (by global norm, or by value) keeps training stable.
@@ -63,7 +69,15 @@ def vanishing_table():
     print('layer' + ''.join(f'{name:>18}' for name in columns))
     for i in range(DEPTH + 1):
         print(f'{i:5d}' + ''.join(f'{col[i]:18.2e}' for col in columns.values()))
+    factors = [shrink_per_layer(col) for col in columns.values()]
+    print('shrink per layer:' + ''.join(f'{factor:6.2f}x' for factor in factors))
     return columns
+
+
+def shrink_per_layer(grads):
+    """The geometric mean of grad[i + 1] / grad[i] over the hidden layers (not the output)."""
+    first, last = grads[0], grads[DEPTH - 1]
+    return (last / first) ** (1 / (DEPTH - 1))
 
 
 # ---- part 2: exploding ---------------------------------------------------------------------

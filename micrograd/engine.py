@@ -84,15 +84,18 @@ class Value(ops.Node):
 
     def _chain_rule(self):
         """child.grad += d self / d child * self.grad, with the partials from the op table."""
-        rule, args = self._rule, self._args
-        if rule is None:
+        if self._rule is None:
             return
-        xs = [a.data for a in args]
-        partials = rule.grad(*xs, self.data) if self._param is None else \
-            rule.grad(*xs, self.data, self._param)
-        for child, partial in zip(args, partials):
+        for child, partial in zip(self._args, self._partials()):
             if partial is not None:
                 child.grad += partial * self.grad
+
+    def _partials(self):
+        """d self / d child for each child, from the op table row (None: no gradient flows).
+        The backward-pass stepper (micrograd/stepper.py) shows these same numbers."""
+        xs = [a.data for a in self._args]
+        return self._rule.grad(*xs, self.data) if self._param is None else \
+            self._rule.grad(*xs, self.data, self._param)
 
     @property
     def _prev(self):

@@ -7,7 +7,12 @@ after `random.seed(1337)` micrograd code builds the very same network.
 
 Beyond micrograd: a per-layer activation, seedable initialisation, setting, saving and loading
 all parameters, a `Perceptron`, `BatchNorm1d`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `Flatten`,
-`Residual` and `Sequential`. Losses live in `losses.py`, optimisers in `optim.py`.
+`Residual` and `Sequential`, and for the named CNNs of `architectures.py`: `BatchNorm2d`,
+`AdaptiveAvgPool2d`, `GlobalAvgPool2d`, `Concat`, `Activation` and `Dropout`. Every module
+declares `output_shape` and `parameter_count`, so `summary.py` can tabulate a model from shapes
+alone, and a model built under `shapes_only()` has sizes but no weights. A batch goes through
+`model.batch(inputs)`, so that batch norm sees the whole batch. Losses live in `losses.py`,
+optimisers in `optim.py`.
 
 Every module builds its graph only from the engine's ops (no hand-written `_backward`), so the
 code generator can compile any model. Every parameter carries a `label` for the graph renderer:
@@ -15,6 +20,7 @@ in an MLP 'L{layer}.N{neuron}.w{i}' and 'L{layer}.N{neuron}.b'; each neuron's ou
 'L{layer}.N{neuron}'. A standalone Layer uses 'N{j}.w{i}', a standalone Neuron 'w{i}', 'b' and
 'out'.
 """
+import contextlib
 import json
 import numbers
 import os
@@ -80,6 +86,51 @@ def image_shape(image, module):
     return channels, height, width
 
 
+def check_input_shape(shape, rank, module, expected):
+    """`shape` must be a tuple of `rank` positive ints; `expected` describes it for the error."""
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else shape
+    if not isinstance(shape, tuple) or len(shape) != rank or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1
+            for n in shape):
+        raise ValueError(f'{module.describe()} expects input shape {expected}, got {shape!r}')
+    return tuple(int(n) for n in shape)
+
+
+# ---- building without weights, to count and shape a full-size model ---------------------------
+
+_SHAPES_ONLY = [False]
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Modules built inside `with shapes_only():` get no weight Values, only their sizes: enough
+    for parameter_count(), output_shape() and summary(), so VGG-16's 138M parameters cost
+    nothing. Running such a model raises an error that says so."""
+    previous = _SHAPES_ONLY[0]
+    _SHAPES_ONLY[0] = True
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY[0] = previous
+
+
+class UnbuiltWeights:
+    """Stands in for a neuron's weight list under shapes_only(): it has a length, no Values."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def __len__(self):
+        return self.count
+
+    def _refuse(self, *args):
+        raise RuntimeError('this model was built under shapes_only(): it has shapes and '
+                           'parameter counts but no weights; build it outside shapes_only() '
+                           'to run or train it')
+
+    __iter__ = __getitem__ = __add__ = __radd__ = _refuse
+
+
 # ---- the base class --------------------------------------------------------------------------
 
 class Module:
@@ -105,7 +156,8 @@ class Module:
         return repr(self)
 
     def train(self, mode=True):
-        """Training mode (the default) or, with mode=False, evaluation mode; for BatchNorm1d."""
+        """Training mode (the default) or, with mode=False, evaluation mode: batch norm then uses
+        its running statistics and dropout passes its input through unchanged."""
         self.training = mode
         for child in self.children():
             child.train(mode)
@@ -113,6 +165,30 @@ class Module:
 
     def eval(self):
         return self.train(False)
+
+    # ---- sizes and shapes, from the configuration alone (no Values are built) ----------------
+    def parameter_count(self):
+        """How many parameters: len(self.parameters()), counted from the layer sizes."""
+        return sum(child.parameter_count() for child in self.children())
+
+    def output_shape(self, input_shape):
+        """The shape of self(x) for an x of shape `input_shape`: (channels, height, width) for
+        an image, (n,) for a list of n, () for one Value. Every module in this file declares
+        it; a module of your own needs this method for `summary`."""
+        raise TypeError(f'{self.describe()} does not declare its output shape: give '
+                        f'{type(self).__name__} an output_shape(input_shape) method')
+
+    def batch(self, xs):
+        """self applied to each input of the batch `xs`. Batch normalisation overrides it to
+        normalise over the whole batch, and containers pass the batch down to it."""
+        return [self(x) for x in xs]
+
+    def summary(self, input_shape):
+        """Print the per-layer table of shapes, parameters and memory (see summary.py)."""
+        from micrograd.summary import summary  # summary.py imports this file
+        table = summary(self, input_shape)
+        print(table)
+        return table
 
     # ---- all parameters as plain floats ------------------------------------------------------
     def parameter_values(self):
@@ -195,38 +271,55 @@ def _read_parameter_file(path, labels):
 
 class Neuron(Module):
     """activation(b + w0*x0 + w1*x1 + ...). `nonlin=True` is micrograd's ReLU neuron; pass
-    `activation='tanh'` (or 'sigmoid', 'linear') for another, and `rng` to draw from it."""
+    `activation='tanh'` (or 'sigmoid', 'linear') for another, and `rng` to draw from it.
+    `bias=False` leaves b out (a convolution followed by batch norm needs none)."""
 
-    def __init__(self, nin, nonlin=True, activation=None, rng=None, name=''):
+    def __init__(self, nin, nonlin=True, activation=None, rng=None, name='', bias=True):
         nin = check_size(nin, 'number of inputs')
         if activation is None:
             activation = 'relu' if nonlin else 'linear'
         self.activation = check_activation(activation)
         self._activate, self._kind = ACTIVATIONS[activation]
         self.nonlin = self._activate is not None  # micrograd's attribute, kept for old code
-        draw = (rng or random).uniform
-        self.w = [Value(draw(-1, 1)) for _ in range(nin)]
-        self.b = Value(0)
+        if _SHAPES_ONLY[0]:
+            self.w = UnbuiltWeights(nin)
+        else:
+            draw = (rng or random).uniform
+            self.w = [Value(draw(-1, 1)) for _ in range(nin)]
+        self.b = Value(0) if bias else None
         self.set_name(name)
 
     def set_name(self, name):
         # Labels are computed once here, so the forward pass only assigns a ready string.
         prefix = f'{name}.' if name else ''
-        for i, wi in enumerate(self.w):
-            wi.label = f'{prefix}w{i}'
-        self.b.label = f'{prefix}b'
+        if isinstance(self.w, list):
+            for i, wi in enumerate(self.w):
+                wi.label = f'{prefix}w{i}'
+        if self.b is not None:
+            self.b.label = f'{prefix}b'
         self._out_label = name or 'out'
 
     def __call__(self, x):
         check_length(x, len(self.w), self)
+        products = (wi * xi for wi, xi in zip(self.w, x))
         # sum(..., start=b) computes b + w0*x0 + w1*x1 + ..., left to right, as micrograd does
-        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        act = sum(products, self.b) if self.b is not None else total(list(products))
         out = self._activate(act) if self._activate else act
         out.label = self._out_label
         return out
 
     def parameters(self):
-        return self.w + [self.b]
+        return self.w + ([self.b] if self.b is not None else [])
+
+    def parameter_count(self):
+        return len(self.w) + (self.b is not None)
+
+    def output_shape(self, input_shape):
+        check_input_shape(input_shape, 1, self, f'({len(self.w)},)')
+        if input_shape[0] != len(self.w):
+            raise ValueError(f'{self.describe()} expects {len(self.w)} inputs, '
+                             f'got shape {tuple(input_shape)}')
+        return ()
 
     def __repr__(self):
         return f'{self._kind}Neuron({len(self.w)})'
@@ -251,6 +344,10 @@ class Layer(Module):
 
     def children(self):
         return self.neurons
+
+    def output_shape(self, input_shape):
+        self.neurons[0].output_shape(input_shape)
+        return (len(self.neurons),) if len(self.neurons) > 1 else ()  # one neuron: a bare Value
 
     def describe(self):
         return f'Layer({len(self.neurons[0].w)}, {len(self.neurons)})'
@@ -285,6 +382,11 @@ class MLP(Module):
 
     def children(self):
         return self.layers
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
 
     def describe(self):
         sizes = [len(layer.neurons) for layer in self.layers]
@@ -335,17 +437,33 @@ class Sequential(Module):
             if not callable(m):
                 raise TypeError(f'Sequential takes modules, got {type(m).__name__}')
         self.modules = list(modules)
+        self.set_name('')
+
+    def set_name(self, name):
         for i, m in enumerate(self.modules):
             if isinstance(m, Module):
-                m.set_name(f'L{i}')
+                m.set_name(f'{name}.L{i}' if name else f'L{i}')
 
     def __call__(self, x):
         for m in self.modules:
             x = m(x)
         return x
 
+    def batch(self, xs):
+        for m in self.modules:
+            xs = m.batch(xs) if isinstance(m, Module) else [m(x) for x in xs]
+        return xs
+
     def children(self):
         return [m for m in self.modules if isinstance(m, Module)]
+
+    def output_shape(self, input_shape):
+        for m in self.modules:
+            if not isinstance(m, Module):
+                raise TypeError(f'{m!r} in {self.describe()} is not a Module, so it has no '
+                                f'declared output shape')
+            input_shape = m.output_shape(input_shape)
+        return input_shape
 
     def describe(self):
         return f'Sequential of {len(self.modules)} modules'
@@ -355,31 +473,181 @@ class Sequential(Module):
 
 
 class Residual(Module):
-    """x + block(x): the skip connection lets gradients reach early layers undiminished."""
+    """x + block(x): the skip connection lets gradients reach early layers undiminished.
 
-    def __init__(self, block):
-        self.block = block
+    The sum is element by element for any nesting (a vector, or an image[channel][row][col]),
+    so the block must keep the shape of its input. Or, when it does not (a ResNet block that
+    halves the image and doubles the channels), `shortcut(x) + block(x)` with a `shortcut`
+    module that changes the shape the same way (ResNet's 1x1 projection convolution).
+    """
+
+    def __init__(self, block, shortcut=None):
+        self.block, self.shortcut = block, shortcut
 
     def set_name(self, name):
-        self.block.set_name(name)
+        if self.shortcut is None:
+            self.block.set_name(name)
+        else:
+            self.block.set_name(f'{name}.block' if name else 'block')
+            self.shortcut.set_name(f'{name}.shortcut' if name else 'shortcut')
 
     def __call__(self, x):
-        y = self.block(x)
-        if not isinstance(y, list):
+        return self._add(x, self.block(x), self.shortcut(x) if self.shortcut else x)
+
+    def batch(self, xs):
+        skips = self.shortcut.batch(xs) if self.shortcut else xs
+        return [self._add(x, y, skip) for x, y, skip in zip(xs, self.block.batch(xs), skips)]
+
+    def _add(self, x, y, skip):
+        if not isinstance(y, list) and isinstance(skip, (list, tuple)) and len(skip) == 1:
             y = [y]  # a Layer with one neuron returns a bare Value
-        if len(y) != len(x):
-            raise ValueError(f'{self.describe()} maps {len(x)} inputs to {len(y)} outputs; '
-                             f'x + block(x) needs as many outputs as inputs')
-        return [xi + yi for xi, yi in zip(x, y)]
+        self._check_shapes(nested_shape(x), nested_shape(skip), nested_shape(y))
+        return zip_nested(lambda si, yi: si + yi, skip, y)
+
+    def _check_shapes(self, x_shape, skip_shape, block_shape):
+        if block_shape == skip_shape:
+            return
+        if self.shortcut is None:
+            raise ValueError(f'{self.describe()} maps shape {x_shape} to {block_shape}; '
+                             f'x + block(x) needs the shape kept')
+        raise ValueError(f'{self.describe()}: on shape {x_shape} the block gives '
+                         f'{block_shape} and the shortcut {skip_shape}; they must match')
 
     def children(self):
-        return [self.block]
+        return [self.block] + ([self.shortcut] if self.shortcut else [])
+
+    def output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        block_shape = self.block.output_shape(input_shape)
+        skip_shape = self.shortcut.output_shape(input_shape) if self.shortcut else input_shape
+        if skip_shape == (1,) and block_shape == ():
+            block_shape = (1,)  # as in __call__: a one-neuron Layer's bare Value
+        self._check_shapes(input_shape, skip_shape, block_shape)
+        return skip_shape
 
     def describe(self):
-        return f'Residual({_describe(self.block)})'
+        shortcut = f', shortcut={_describe(self.shortcut)}' if self.shortcut else ''
+        return f'Residual({_describe(self.block)}{shortcut})'
 
     def __repr__(self):
-        return f'Residual({self.block!r})'
+        shortcut = f', shortcut={self.shortcut!r}' if self.shortcut else ''
+        return f'Residual({self.block!r}{shortcut})'
+
+
+class Concat(Module):
+    """Parallel branches on the same image, their outputs stacked on the channel axis: the
+    channels of branch 0, then those of branch 1, and so on (GoogLeNet's Inception module).
+    The branches must give images of one height and width."""
+
+    def __init__(self, *branches):
+        if not branches:
+            raise ValueError('Concat needs at least one branch')
+        self.branches = list(branches)
+        self.set_name('')
+
+    def set_name(self, name):
+        for i, branch in enumerate(self.branches):
+            branch.set_name(f'{name}.B{i}' if name else f'B{i}')
+
+    def __call__(self, image):
+        return self._stack([branch(image) for branch in self.branches])
+
+    def batch(self, images):
+        outputs = [branch.batch(images) for branch in self.branches]
+        return [self._stack(per_branch) for per_branch in zip(*outputs)]
+
+    def _stack(self, outputs):
+        self._check_sizes([nested_shape(out) for out in outputs])
+        return [channel for out in outputs for channel in out]
+
+    def _check_sizes(self, shapes):
+        if any(len(shape) != 3 or shape[1:] != shapes[0][1:] for shape in shapes):
+            raise ValueError(f'{self.describe()}: the branches give images of shapes {shapes}; '
+                             f'stacking channels needs one height and width')
+
+    def children(self):
+        return self.branches
+
+    def output_shape(self, input_shape):
+        shapes = [tuple(branch.output_shape(input_shape)) for branch in self.branches]
+        self._check_sizes(shapes)
+        return (sum(shape[0] for shape in shapes),) + shapes[0][1:]
+
+    def describe(self):
+        return f'Concat of {len(self.branches)} branches'
+
+    def __repr__(self):
+        return f"Concat({', '.join(repr(b) for b in self.branches)})"
+
+
+class Activation(Module):
+    """An activation ('relu', 'tanh', 'sigmoid', 'linear') applied to every number of its
+    input, a list or an image alike: the ReLU after a batch norm or a residual sum."""
+
+    def __init__(self, name='relu'):
+        self.name = check_activation(name)
+
+    def __call__(self, x):
+        activate = ACTIVATIONS[self.name][0]
+        if activate is None:
+            return x
+        return zip_nested(lambda v: activate(v if isinstance(v, Value) else Value(v)), x)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def __repr__(self):
+        return f'Activation({self.name!r})'
+
+
+class Dropout(Module):
+    """In training mode each number is zeroed with probability `p` and the others are scaled
+    by 1 / (1 - p) (inverted dropout, as in PyTorch), so evaluation mode is the identity.
+    The draws come from `rng` (default: the global `random`)."""
+
+    def __init__(self, p=0.5, rng=None):
+        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+            raise ValueError(f'dropout probability p must be in [0, 1), got {p!r}')
+        self.p, self.rng = float(p), rng or random
+
+    def __call__(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        scale = 1.0 / (1.0 - self.p)
+        return zip_nested(lambda v: v * (0.0 if self.rng.random() < self.p else scale), x)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def __repr__(self):
+        return f'Dropout(p={self.p})'
+
+
+def nested_shape(x):
+    """The lengths down the first elements of nested lists: (2, 4, 4) for an image[2][4][4],
+    (3,) for a list of 3 numbers, () for a number. `zip_nested` checks that it is rectangular."""
+    shape = []
+    while isinstance(x, (list, tuple)):
+        shape.append(len(x))
+        if not x:
+            break
+        x = x[0]
+    return tuple(shape)
+
+
+def zip_nested(fn, *trees):
+    """fn applied element by element to nested lists of one shape: zip_nested(add, a, b) is
+    a + b for vectors and images alike. Refuses trees whose lengths differ at any level.
+    (It recurses over the nesting depth, 3 for an image, never over the graph.)"""
+    if not isinstance(trees[0], (list, tuple)):
+        if any(isinstance(t, (list, tuple)) for t in trees):
+            raise ValueError('nested lists of different depths cannot be combined')
+        return fn(*trees)
+    lengths = {len(t) if isinstance(t, (list, tuple)) else None for t in trees}
+    if len(lengths) != 1:
+        raise ValueError(f'nested lists of different shapes cannot be combined '
+                         f'(lengths {sorted(lengths, key=str)})')
+    return [zip_nested(fn, *items) for items in zip(*trees)]
 
 
 # ---- batch normalisation ---------------------------------------------------------------------
@@ -438,11 +706,65 @@ class BatchNorm1d(Module):
         self.running_mean[j] = (1.0 - m) * self.running_mean[j] + m * mean
         self.running_var[j] = (1.0 - m) * self.running_var[j] + m * unbiased_var
 
+    def batch(self, rows):
+        return self(rows)  # this layer's input is a batch already
+
     def parameters(self):
         return self.gamma + self.beta
 
+    def parameter_count(self):
+        return 2 * self.num_features
+
+    def output_shape(self, input_shape):
+        """Per sample: (num_features,) in and out (the layer itself takes a batch of rows)."""
+        check_input_shape(input_shape, 1, self, f'({self.num_features},)')
+        if input_shape[0] != self.num_features:
+            raise ValueError(f'{self!r} expects {self.num_features} inputs, '
+                             f'got shape {tuple(input_shape)}')
+        return tuple(input_shape)
+
     def __repr__(self):
         return f'BatchNorm1d({self.num_features})'
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalisation of images: channel c is normalised over all N * height * width
+    numbers of that channel in the batch, then scaled by gamma[c] and shifted by beta[c]
+    (PyTorch's BatchNorm2d). `batch(images)` normalises a batch; calling the layer on one
+    image is a batch of one (its statistics then come from that image's pixels)."""
+
+    def __call__(self, image):
+        return self.batch([image])[0]
+
+    def batch(self, images):
+        if not isinstance(images, (list, tuple)) or not images:
+            raise ValueError(f'{self!r} expects a non-empty batch of images, '
+                             f'got {images!r:.60}')
+        shapes = {image_shape(image, self) for image in images}
+        if len(shapes) != 1:
+            raise ValueError(f'{self!r}: the images of a batch differ in shape: {sorted(shapes)}')
+        channels, height, width = self.output_shape(shapes.pop())
+        if self.training and len(images) * height * width < 2:
+            raise ValueError(f'{self!r} in training mode needs at least 2 numbers per channel '
+                             f'(a variance of 1 number is 0); call .eval() to use one')
+        out = [[[[None] * width for _ in range(height)] for _ in range(channels)]
+               for _ in images]
+        pixels = [(i, r, q) for i in range(len(images)) for r in range(height)
+                  for q in range(width)]
+        for c in range(channels):
+            column = self._normalise(c, [images[i][c][r][q] for i, r, q in pixels])
+            for (i, r, q), v in zip(pixels, column):
+                out[i][c][r][q] = v
+        return out
+
+    def output_shape(self, input_shape):
+        shape = check_input_shape(input_shape, 3, self, f'({self.num_features}, height, width)')
+        if shape[0] != self.num_features:
+            raise ValueError(f'{self!r} expects {self.num_features} channels, got {shape[0]}')
+        return shape
+
+    def __repr__(self):
+        return f'BatchNorm2d({self.num_features})'
 
 
 def _describe(module):
@@ -466,11 +788,12 @@ class Conv2d(Module):
     Input and output are images as nested lists image[channel][row][col]. Each output channel
     is a Neuron over the in_channels * kernel_size**2 pixels of a patch (order: channel, row,
     column), so its parameters are its kernel weights then its bias, drawn like a Neuron's.
-    Zero padding adds `padding` rows/columns of 0.0 on each side.
+    Zero padding adds `padding` rows/columns of 0.0 on each side. `bias=False` leaves the
+    biases out (before a batch norm, whose beta does their job).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 activation='linear', rng=None, name=''):
+                 activation='linear', rng=None, name='', bias=True):
         self.in_channels = check_size(in_channels, 'in_channels')
         self.kernel_size = check_size(kernel_size, 'kernel_size')
         self.stride = check_size(stride, 'stride')
@@ -478,7 +801,7 @@ class Conv2d(Module):
             raise ValueError(f'padding must be a non-negative integer, got {padding!r}')
         self.padding = int(padding)
         nin = in_channels * kernel_size * kernel_size
-        self.kernels = [Neuron(nin, activation=activation, rng=rng)
+        self.kernels = [Neuron(nin, activation=activation, rng=rng, bias=bias)
                         for _ in range(check_size(out_channels, 'out_channels'))]
         self.set_name(name)
 
@@ -491,13 +814,9 @@ class Conv2d(Module):
         if channels != self.in_channels:
             raise ValueError(f'{self!r} expects {self.in_channels} input channels, '
                              f'got {channels}')
+        _, out_h, out_w = self.output_shape((channels, height, width))
         padded = pad(image, self.padding)
         k, s = self.kernel_size, self.stride
-        out_h = (height + 2 * self.padding - k) // s + 1
-        out_w = (width + 2 * self.padding - k) // s + 1
-        if out_h < 1 or out_w < 1:
-            raise ValueError(f'{self!r}: a {height}x{width} image (padding {self.padding}) is '
-                             f'smaller than the {k}x{k} kernel')
         patches = [[[ch[r + dr][c + dc] for ch in padded for dr in range(k) for dc in range(k)]
                     for c in range(0, out_w * s, s)]
                    for r in range(0, out_h * s, s)]
@@ -506,10 +825,34 @@ class Conv2d(Module):
     def children(self):
         return self.kernels
 
+    def output_shape(self, input_shape):
+        channels, height, width = check_input_shape(input_shape, 3, self,
+                                                    f'({self.in_channels}, height, width)')
+        if channels != self.in_channels:
+            raise ValueError(f'{self!r} expects {self.in_channels} input channels, '
+                             f'got {channels}')
+        k, s, p = self.kernel_size, self.stride, self.padding
+        out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f'{self!r}: a {height}x{width} image (padding {p}) is '
+                             f'smaller than the {k}x{k} kernel')
+        return len(self.kernels), out_h, out_w
+
+    def describe(self):
+        """A short form for tables: Conv2d(3, 64, 3x3, stride 2, padding 1, relu, no bias)."""
+        k, kernel = self.kernel_size, self.kernels[0]
+        parts = [f'{self.in_channels}', f'{len(self.kernels)}', f'{k}x{k}']
+        parts += [f'stride {self.stride}'] if self.stride != 1 else []
+        parts += [f'padding {self.padding}'] if self.padding else []
+        parts += [kernel.activation] if kernel.activation not in ('linear', 'identity') else []
+        parts += ['no bias'] if kernel.b is None else []
+        return f"Conv2d({', '.join(parts)})"
+
     def __repr__(self):
         return (f'Conv2d({self.in_channels}, {len(self.kernels)}, kernel_size={self.kernel_size}'
                 f', stride={self.stride}, padding={self.padding}, '
-                f'activation={self.kernels[0].activation!r})')
+                f'activation={self.kernels[0].activation!r}'
+                f'{"" if self.kernels[0].b is not None else ", bias=False"})')
 
 
 def pad(image, padding):
@@ -540,23 +883,53 @@ def maximum(a, b):
 
 class _Pool2d(Module):
     """Slide a kernel_size x kernel_size window (default stride: kernel_size) over each channel
-    and reduce every window with `self.reduce`."""
+    and reduce every window with `self.reduce`.
 
-    def __init__(self, kernel_size, stride=None):
+    As in PyTorch, `padding` lets windows hang over each edge by that many pixels, and
+    `ceil_mode` keeps a last window that the edge cuts short. A window covers only the pixels
+    inside the image, so max pooling never sees a padding value.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         self.kernel_size = check_size(kernel_size, 'kernel_size')
         self.stride = self.kernel_size if stride is None else check_size(stride, 'stride')
+        if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) \
+                or not 0 <= padding <= self.kernel_size // 2:
+            raise ValueError(f'padding must be an integer from 0 to half the kernel size '
+                             f'({self.kernel_size // 2}), got {padding!r}')
+        self.padding, self.ceil_mode = int(padding), bool(ceil_mode)
+
+    def windows(self, size):
+        """[(start, stop)] of each window along an axis of `size` pixels, clipped to the image;
+        [] when the image (with its padding) is smaller than one window."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        span = size + 2 * p - k  # may be negative: in ceil mode a window can exceed the image
+        count = ((span + s - 1) // s if self.ceil_mode else span // s) + 1  # rounded down
+        if self.ceil_mode and (count - 1) * s >= size + p:
+            count -= 1  # PyTorch's rule: the last window must start inside the image
+        if count < 1:
+            return []
+        return [(max(0, i * s - p), min(size, i * s - p + k)) for i in range(count)]
+
+    def output_shape(self, input_shape):
+        channels, height, width = check_input_shape(input_shape, 3, self,
+                                                    '(channels, height, width)')
+        rows, cols = self.windows(height), self.windows(width)
+        if not rows or not cols:
+            raise ValueError(f'{self!r}: a {height}x{width} image is smaller than the window')
+        return channels, len(rows), len(cols)
 
     def __call__(self, image):
-        _, height, width = image_shape(image, self)
-        k, s = self.kernel_size, self.stride
-        if height < k or width < k:
-            raise ValueError(f'{self!r}: a {height}x{width} image is smaller than the window')
-        rows, cols = range(0, height - k + 1, s), range(0, width - k + 1, s)
-        return [[[self.reduce([ch[r + dr][c + dc] for dr in range(k) for dc in range(k)])
-                  for c in cols] for r in rows] for ch in image]
+        self.output_shape(image_shape(image, self))
+        rows, cols = self.windows(len(image[0])), self.windows(len(image[0][0]))
+        return [[[self.reduce([ch[r][c] for r in range(*row_span) for c in range(*col_span)])
+                  for col_span in cols] for row_span in rows] for ch in image]
 
     def __repr__(self):
-        return f'{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})'
+        extra = f', padding={self.padding}' if self.padding else ''
+        extra += ', ceil_mode=True' if self.ceil_mode else ''
+        return (f'{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}'
+                f'{extra})')
 
 
 class MaxPool2d(_Pool2d):
@@ -570,10 +943,38 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """Each window's mean."""
+    """Each window's mean, over the pixels inside the image (PyTorch's count_include_pad=False
+    when there is padding)."""
 
     def reduce(self, window):
         return total(window) / len(window)
+
+
+class AdaptiveAvgPool2d(AvgPool2d):
+    """Average pooling to an output_size x output_size image, whatever the input's size (as
+    PyTorch): output cell i covers input rows floor(i * H / n) to ceil((i + 1) * H / n), so an
+    input smaller than the output repeats its pixels. AlexNet and VGG use it before their
+    classifiers, ResNet and GoogLeNet (as global average pooling) instead of them."""
+
+    def __init__(self, output_size):
+        self.output_size = check_size(output_size, 'output_size')
+
+    def windows(self, size):
+        n = self.output_size
+        return [(i * size // n, -(-(i + 1) * size // n)) for i in range(n)]
+
+    def __repr__(self):
+        return f'AdaptiveAvgPool2d({self.output_size})'
+
+
+class GlobalAvgPool2d(AdaptiveAvgPool2d):
+    """Each channel's mean over all its pixels: a C x 1 x 1 image."""
+
+    def __init__(self):
+        super().__init__(1)
+
+    def __repr__(self):
+        return 'GlobalAvgPool2d()'
 
 
 class Flatten(Module):
@@ -590,6 +991,12 @@ class Flatten(Module):
             else:
                 stack.pop()
         return flat
+
+    def output_shape(self, input_shape):
+        size = 1
+        for n in check_input_shape(input_shape, len(input_shape), self, 'of positive sizes'):
+            size *= n
+        return (size,)
 
     def __repr__(self):
         return 'Flatten()'

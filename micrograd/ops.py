@@ -67,12 +67,15 @@ DIV = Op('div', '/', 2, ieee.div,
          lambda a, b, out: (DIV(1.0, b), -DIV(out, b)),            # d(a/b) = 1/b, -a/b**2
          'div({0}, {1})', c='{0} / {1}')
 NEG = Op('neg', 'neg', 1, operator.neg, lambda a, out: (-1.0,), '-{0}')
+# C: squares and reciprocals spelled out as ieee.pow computes them, whether or not the exponent
+# is a literal the compiler could fold (it folds pow(x, 2.0) into x*x, but not a variable's 2.0).
+C_POW = '({1} == 2.0 ? {0} * {0} : ({1} == -1.0 ? 1.0 / {0} : pow({0}, {1})))'
 POW = Op('pow', '**{p}', 1, ieee.pow,                               # exponent is a constant
          lambda a, out, p: (p * POW(a, p=p - 1.0),),
-         'pow({0}, {p})', param=True)
+         'pow({0}, {p})', c=C_POW.replace('{1}', '{p}'), param=True)
 POWV = Op('powv', '**', 2, ieee.pow,                                # exponent is a Value too
           lambda a, b, out: (b * POWV(a, b - 1.0), LOG(a) * out),  # d(a**b)/db = log(a) a**b
-          'pow({0}, {1})')
+          'pow({0}, {1})', c=C_POW)
 EXP = Op('exp', 'exp', 1, ieee.exp, lambda a, out: (out,), 'exp({0})')
 LOG = Op('log', 'log', 1, ieee.log, lambda a, out: (DIV(1.0, a),), 'log({0})')
 TANH = Op('tanh', 'tanh', 1, math.tanh, lambda a, out: (1.0 - out * out,), 'tanh({0})')

@@ -29,6 +29,9 @@ Options
   max_nodes=500     refuse bigger graphs with a ValueError instead of making dot work for minutes.
 
 Same graph, same text: node ids are positions in `topo_order`, children keep their order.
+
+`steps(root)` (micrograd/stepper.py) plays the forward and backward pass over this picture, one
+node per step, as a web page: `python -m micrograd.viz steps readme -o page.html`.
 """
 import argparse
 import functools
@@ -249,12 +252,15 @@ def to_dot(root, rankdir='LR', *, params=(), inputs=(), constants=(), grad_color
         edges += [f'{ids[stands_for.get(child, child)]} -> {head}' for child, head in feeds]
 
     ordering = ' ordering=out' if collapse else ''   # keeps neurons N0, N1, ... in order
-    lines = [f'graph [rankdir={rankdir}{ordering} fontname="Helvetica" fontsize=12]',
+    newrank = ' newrank=true' if cluster and not collapse else ''   # see _layers_left_to_right
+    lines = [f'graph [rankdir={rankdir}{ordering}{newrank} fontname="Helvetica" fontsize=12]',
              'node [shape=plain fontname="Helvetica" fontsize=11]',
              'edge [arrowsize=0.6 fontname="Helvetica" labelfontsize=10 labeldistance=1.8 '
              'labelfontcolor=grey35]']
     lines += groups.pop(None, [])
     lines += _clusters(groups, frame_neurons=not collapse)
+    if cluster and not collapse:
+        lines += _layers_left_to_right(drawn, owners, kinds, ids)
     lines += edges
     kinds_shown = {kinds[node] for node in drawn}
     if legend or (legend is None and (grad_colors or len(kinds_shown - {'computed'}) > 1)):
@@ -328,6 +334,29 @@ def _clusters(groups, frame_neurons):
     return lines
 
 
+def _layers_left_to_right(drawn, owners, kinds, ids):
+    """Invisible edges from each layer's neuron outputs to the next layer's parameters.
+
+    A parameter is a leaf, so dot may rank it as early as the previous layer's outputs; then
+    the two layer frames share a rank, cannot sit side by side and are stacked into a
+    staircase (MLP(2, [4, 4, 1]) measured 6900 x 2000 px). With these edges each layer's frame
+    starts after the previous one ends (with newrank=true, which ranks across frames), and
+    their pull keeps the layers level: measured 7500 x 2200 px, layers side by side."""
+    outputs, params = {}, {}
+    for node in drawn:
+        name = owners.get(node)
+        layer = NEURON_OUTPUT.fullmatch(name).group(1) if name else None
+        if layer is None:
+            continue
+        if _label(node) == name:
+            outputs.setdefault(int(layer), []).append(ids[node])
+        elif kinds[node] == 'parameter':
+            params.setdefault(int(layer), []).append(ids[node])
+    return [f'{tail} -> {head} [style=invis]'
+            for layer in sorted(outputs) for tail in outputs[layer]
+            for head in params.get(layer + 1, [])]
+
+
 # ---- rendering with the graphviz package -----------------------------------------------------
 def draw_dot(root, format='svg', rankdir='LR', **options):
     """micrograd's draw_dot: a graphviz.Digraph of `root`'s graph (options: see to_dot)."""
@@ -367,8 +396,9 @@ def _digraph_class(graphviz):
 
 # ---- command line: python -m micrograd.viz readme -o out/readme.svg ------------------------
 def readme_graph():
-    """micrograd's README expression after backward(); a and b unlabelled, as there."""
-    a, b = Value(-4.0), Value(2.0)
+    """micrograd's README expression after backward(), its inputs named a and b as there.
+    Draw it with **example_options('readme', g): alone, a label 'b' reads as a bias."""
+    a, b = Value(-4.0, label='a'), Value(2.0, label='b')
     c = a + b
     d = a * b + b**3
     c += c + 1
@@ -411,9 +441,28 @@ def mlp_graph():
 GRAPHS = {'readme': readme_graph, 'neuron': neuron_graph, 'mlp': mlp_graph}
 
 
+def example_options(name, root):
+    """What the picture of example graph `name` must be told: the README's a and b are
+    inputs, though a leaf labelled 'b' is taken for a bias (a parameter) by default."""
+    if name != 'readme':
+        return {}
+    return {'inputs': [v for v in topo_order([root]) if not v._args and v.label in ('a', 'b')]}
+
+
+def steps(root, **options):
+    """The backward pass, step by step, as a web page: see micrograd/stepper.py."""
+    from micrograd.stepper import Steps    # here: stepper imports this module
+    return Steps(root, **options)
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['steps']:             # python -m micrograd.viz steps readme -o page.html
+        from micrograd.stepper import main as steps_main
+        return steps_main(argv[1:])
     parser = argparse.ArgumentParser(
-        prog='python -m micrograd.viz', description='Draw an example graph with Graphviz.')
+        prog='python -m micrograd.viz', description='Draw an example graph with Graphviz; '
+        "'python -m micrograd.viz steps GRAPH -o page.html' writes the backward-pass stepper.")
     parser.add_argument('graph', choices=sorted(GRAPHS))
     parser.add_argument('-o', '--output', type=pathlib.Path,
                         help='picture file; the suffix picks the format (.svg .png .pdf); '
@@ -429,6 +478,7 @@ def main(argv=None):
     as_text = args.output is None or args.output.suffix in ('.dot', '.gv')
     try:
         root = GRAPHS[args.graph]()
+        options.update(example_options(args.graph, root))
         if as_text:                       # DOT text needs neither Graphviz nor its package
             content = to_dot(root, args.rankdir, **options).encode('utf-8')
         else:                             # the suffix names the format: .svg, .png, .pdf, ...

@@ -1,4 +1,5 @@
 """The fast-path examples run as a new user runs them, and print what they promise."""
+import importlib.util
 import os
 import pathlib
 import re
@@ -37,9 +38,33 @@ def test_the_demo_trains_three_ways_to_the_same_losses_and_writes_its_files(tmp_
     losses = {name: line.split()[-2] for name, line in rows.items()}
     assert len(set(losses.values())) == 1, rows  # the same final loss, three ways
     assert 'agree to 1e-9 at every step' in out
-    for name in ('readme.svg', 'neuron.svg', 'model_collapsed.svg', 'mlp_clustered.svg',
-                 'moons_sample.py', 'moons_sample.c', 'moons_sample.h'):
+    written = ['readme.svg', 'neuron.svg', 'model_collapsed.svg', 'mlp_clustered.svg',
+               'readme_steps.html', 'decision_boundary.png', 'moons_sample.py',
+               'moons_sample.c', 'moons_sample.h']
+    if importlib.util.find_spec('matplotlib') is None:
+        written.remove('decision_boundary.png')
+    for name in written:
         assert (tmp_path / name).stat().st_size > 0, name
+        assert f'   {tmp_path / name}\n' in out, name          # and the demo says so
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(written)   # no stray .gv
+    assert 'see moons_sample.c' in (tmp_path / 'moons_sample.h').read_text()
+    assert 'engine: step 5/5' in out                               # progress while it trains
+    for picture in ('model_collapsed.svg', 'mlp_clustered.svg', 'neuron.svg', 'readme.svg'):
+        grads = re.findall(r'>grad (-?[0-9.e+-]+)<', (tmp_path / picture).read_text())
+        assert grads and any(float(g) != 0 for g in grads), picture   # after backward()
+    readme_picture = (tmp_path / 'readme.svg').read_text()
+    assert '>a</text>' in readme_picture and '>b</text>' in readme_picture
+
+
+def test_the_decision_boundary_grid_covers_the_data_with_a_margin():
+    sys.path.insert(0, str(ROOT / 'examples'))
+    try:
+        from demo import grid_axis
+    finally:
+        sys.path.remove(str(ROOT / 'examples'))
+    values = [-1.1, 0.3, 2.15]
+    axis = grid_axis(values)
+    assert axis[0] < min(values) and axis[-1] > max(values) and len(axis) == 60
 
 
 def test_the_demo_without_a_c_compiler_skips_the_c_row_and_writes_the_rest(tmp_path):

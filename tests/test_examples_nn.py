@@ -2,9 +2,10 @@
 
 The examples start together (they run in parallel subprocesses), and each test then checks one
 example's output against an independent plain-Python computation of the same tutorial.
-Two examples run shortened here, because the scalar engine needs minutes for the full runs:
-moons.py with --steps 50 (the first 50 lines of its 100-step run) and wheat_seeds.py with
---epochs 10 (the full 500 epochs print a mean accuracy of 93.333%).
+Some examples run shortened here, because the scalar engine needs minutes for the full runs:
+moons.py with --steps 50 (the first 50 lines of its 100-step run), wheat_seeds.py with
+--epochs 10 (the full 500 epochs print a mean accuracy of 93.333%), backprop_simplified.py with
+60 iterations, and lenet5_digits.py with one step on two images (about 5 s an image).
 """
 import ast
 import importlib.util
@@ -20,11 +21,13 @@ import pytest
 
 from micrograd.datasets import (TOY_DATASET, cross_validation_split, load_classification_csv,
                                 make_moons, minmax_normalise)
+from micrograd.engine import topo_order
 
 ROOT = pathlib.Path(__file__).parent.parent
 EXAMPLES = ROOT / 'examples'
 MOONS_STEPS = 50
 WHEAT_EPOCHS = 10
+SIMPLIFIED_ITERATIONS = 60
 
 
 @pytest.fixture(scope='module')
@@ -38,6 +41,9 @@ def runs(tmp_path_factory):
         'vanishing_gradients': ['--plot', str(out_dir / 'gradients.png')],
         'moons': ['--steps', str(MOONS_STEPS), '--boundary', str(out_dir / 'boundary.txt')],
         'wheat_seeds': ['--epochs', str(WHEAT_EPOCHS)],
+        'vgg_memory': [],
+        'backprop_simplified': ['--iterations', str(SIMPLIFIED_ITERATIONS), '--every', '20'],
+        'lenet5_digits': ['--steps', '1', '--batch-size', '2', '--test-images', '2'],
     }
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     processes = {name: subprocess.Popen([sys.executable, str(EXAMPLES / f'{name}.py'), *args],
@@ -82,8 +88,17 @@ def tutorial_perceptron(rows, l_rate, n_epoch):
 
 def test_perceptron_prints_the_tutorials_errors_and_weights_exactly(runs):
     lines, weights = tutorial_perceptron(TOY_DATASET, 0.1, 5)
-    assert output_of(runs, 'perceptron') == lines + [repr(weights)]
+    assert output_of(runs, 'perceptron')[10:] == lines + [repr(weights)]
     assert lines[-1] == '>epoch=4, lrate=0.100, error=0.000'  # it has converged
+
+
+def test_perceptron_first_predicts_with_the_tutorials_hand_chosen_weights(runs):
+    bias, w1, w2 = -0.1, 0.20653640140000007, -0.23418117710000003  # the tutorial's weights
+    expected = ['Expected=%d, Predicted=%d' % (label, 1 if bias + w1 * x1 + w2 * x2 >= 0 else 0)
+                for x1, x2, label in TOY_DATASET]
+    assert output_of(runs, 'perceptron')[:10] == expected
+    # the tutorial's point: every prediction is right
+    assert expected == ['Expected=%d, Predicted=%d' % (label, label) for *_, label in TOY_DATASET]
 
 
 # ---- 2. backprop MLP -------------------------------------------------------------------------
@@ -147,7 +162,7 @@ def update(network, row, l_rate):
 
 def test_backprop_mlp_prints_the_tutorials_errors_and_weights(runs):
     lines, network = tutorial_backprop(TOY_DATASET, 0.5, 20, n_hidden=2, seed=1)
-    printed = output_of(runs, 'backprop_mlp')
+    printed = output_of(runs, 'backprop_mlp')[1:]
     assert printed[:20] == lines
     expected = [(f'L{i}.N{j}', neuron['weights']) for i, layer in enumerate(network)
                 for j, neuron in enumerate(layer)]
@@ -161,6 +176,16 @@ def test_backprop_mlp_prints_the_tutorials_errors_and_weights(runs):
         assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(got, weights)), line
 
 
+def test_backprop_mlp_first_prints_the_tutorials_forward_propagation_example(runs):
+    # The tutorial's network, printed by its forward_propagate, and its published output
+    network = [[{'weights': [0.13436424411240122, 0.8474337369372327, 0.763774618976614]}],
+               [{'weights': [0.2550690257394217, 0.49543508709194095]},
+                {'weights': [0.4494910647887381, 0.651592972722763]}]]
+    published = [0.6629970129852887, 0.7253160725279748]
+    assert forward(network, [1, 0, None]) == published
+    assert output_of(runs, 'backprop_mlp')[0] == f'forward propagation example: {published}'
+
+
 # ---- 3. batch norm backward ------------------------------------------------------------------
 
 def test_batchnorm_backward_walks_nine_steps_and_agrees_with_the_closed_form(runs):
@@ -171,30 +196,75 @@ def test_batchnorm_backward_walks_nine_steps_and_agrees_with_the_closed_form(run
                    if line.startswith('largest difference')]
     assert len(differences) == 3
     assert all(d < 1e-12 for d in differences)
-    # the closed form for x = [1, 2.5, -0.5, 4], dout = [0.3, -1.2, 0.7, 0.1], gamma 1.5
-    x, dout, gamma, eps = [1.0, 2.5, -0.5, 4.0], [0.3, -1.2, 0.7, 0.1], 1.5, 1e-5
-    mean = sum(x) / 4
-    ivar = 1 / math.sqrt(sum((v - mean) ** 2 for v in x) / 4 + eps)
-    xhat = [(v - mean) * ivar for v in x]
-    dx = [gamma * ivar / 4 * (4 * d - sum(dout) - h * sum(a * b for a, b in zip(dout, xhat)))
-          for d, h in zip(dout, xhat)]
+    # the closed form, feature by feature, for the example's 4 x 3 batch
+    x = [[1.0, -2.0, 0.5], [2.5, 0.0, 0.25], [-0.5, 3.0, -1.0], [4.0, 1.0, 2.0]]
+    dout = [[0.3, -0.4, 1.0], [-1.2, 0.8, 0.2], [0.7, 0.1, -0.6], [0.1, -0.9, 0.5]]
+    gamma, eps = [1.5, 0.5, -2.0], 1e-5
+    dx = [[0.0] * 3 for _ in range(4)]
+    for j in range(3):
+        col, dcol = [row[j] for row in x], [row[j] for row in dout]
+        mean = sum(col) / 4
+        ivar = 1 / math.sqrt(sum((v - mean) ** 2 for v in col) / 4 + eps)
+        xhat = [(v - mean) * ivar for v in col]
+        for i in range(4):
+            dx[i][j] = gamma[j] * ivar / 4 * (4 * dcol[i] - sum(dcol)
+                                              - xhat[i] * sum(a * b for a, b in zip(dcol, xhat)))
     [line] = [line for line in printed if line.startswith('BatchNorm1d dx = ')]
     printed_dx = ast.literal_eval(line.split(' = ')[1])
-    assert all(abs(a - b) < 1e-6 for a, b in zip(printed_dx, dx))
+    assert len(printed_dx) == 4 and all(len(row) == 3 for row in printed_dx)
+    assert all(abs(a - b) < 1e-6 for got, want in zip(printed_dx, dx) for a, b in zip(got, want))
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batchnorm_backward_labels_every_steps_nodes_over_an_n_by_d_batch():
+    graph = load_example('batchnorm_backward').engine_graph()
+    n, d = len(graph['x']), len(graph['x'][0])
+    assert (n, d) == (4, 3)
+    for name in ('x', 'xmu', 'sq', 'xhat', 'gammax', 'out'):   # one node per row and feature
+        assert [[v.label for v in row] for row in graph[name]] == \
+            [[f'{name}[{i}][{j}]' for j in range(d)] for i in range(n)]
+    for name in ('gamma', 'beta', 'mu', 'var', 'sqrtvar', 'ivar'):   # one node per feature
+        assert [v.label for v in graph[name]] == [f'{name}[{j}]' for j in range(d)]
+    # and they are the nodes the output was computed from
+    labels = {v.label for v in topo_order([v for row in graph['out'] for v in row])}
+    assert {'mu[2]', 'xmu[3][2]', 'sq[0][1]', 'var[1]', 'sqrtvar[0]', 'ivar[2]'} <= labels
 
 
 # ---- 4. vanishing and exploding gradients ----------------------------------------------------
 
-def test_vanishing_gradients_table_shows_sigmoid_vanishing_and_residual_not(runs):
+def test_vanishing_gradients_table_shows_each_columns_claim(runs):
     printed = output_of(runs, 'vanishing_gradients')
     header = printed.index('layer           sigmoid              tanh              relu  '
                            'residual sigmoid')
     rows = [[float(v) for v in line.split()[1:]] for line in printed[header + 1:header + 12]]
-    sigmoid, residual = [r[0] for r in rows], [r[3] for r in rows]
-    assert all(a < b for a, b in zip(sigmoid, sigmoid[1:]))  # shrinking towards the input
+    columns = {name: [r[i] for r in rows]
+               for i, name in enumerate(['sigmoid', 'tanh', 'relu', 'residual'])}
+    [factor_line] = [line for line in printed if line.startswith('shrink per layer')]
+    printed_factors = [float(v.rstrip('x')) for v in factor_line.split(':')[1].split()]
+    hidden = 10  # layers 0..9 are hidden, layer 10 is the output layer
+    factors = {name: (col[hidden - 1] / col[0]) ** (1 / (hidden - 1))
+               for name, col in columns.items()}
+    for got, (name, factor) in zip(printed_factors, factors.items()):
+        assert math.isclose(got, factor, rel_tol=0.01, abs_tol=0.006), name
+    # sigmoid: shrinks at every layer, about 4x per layer (sigmoid' <= 1/4), not tenfold
+    sigmoid = columns['sigmoid']
+    assert all(a < b for a, b in zip(sigmoid, sigmoid[1:]))
+    assert 3.0 < factors['sigmoid'] < 5.0
     assert sigmoid[0] < 1e-4 * sigmoid[-1]
-    assert residual[0] > 1000 * sigmoid[0]
-    assert residual[0] > 1e-2
+    # tanh, relu and the residual sigmoid blocks do not vanish: no hidden layer's gradient is
+    # below a tenth of the last hidden layer's (tanh's grows towards the input, ~25x measured)
+    for name in ('tanh', 'relu', 'residual'):
+        col = columns[name]
+        assert all(col[hidden - 1] / 10 < g < col[hidden - 1] * 30 for g in col[:hidden]), name
+        assert factors[name] < 1.5, name
+    assert factors['tanh'] < 1.0
+    assert columns['residual'][0] > 1000 * sigmoid[0]
 
 
 def test_exploding_gradients_overflow_without_clipping_and_train_with_it(runs):
@@ -305,3 +375,165 @@ def test_wheat_seeds_prints_the_tutorials_fold_scores(runs):
     assert printed[1] == f'Mean Accuracy: {mean:.3f}%'
     # measured: 84.762% after 10 epochs; 93.333% after the full 500; chance is 33%
     assert 75.0 <= mean <= 100.0
+
+
+# ---- 7. VGG-16's memory ----------------------------------------------------------------------
+
+def vgg16_layers():
+    """(kind, channels in, channels out, image size) of each VGG-16 layer at 224x224."""
+    layers, channels, size = [], 3, 224
+    for convs, out in zip((2, 2, 3, 3, 3), (64, 128, 256, 512, 512)):
+        for _ in range(convs):
+            layers.append(('conv', channels, out, size))
+            channels = out
+        layers.append(('pool', channels, channels, size))
+        size //= 2
+    return layers
+
+
+def test_vgg_memory_adds_up_the_tutorials_rows_and_counts_the_engines_nodes(runs):
+    printed = output_of(runs, 'vgg_memory')
+    layers = vgg16_layers()
+    # CS231n's rows: the input, each convolution's output, each pool's output, the three FCs
+    listed = 224 * 224 * 3 + sum(out * size * size for kind, _, out, size in layers
+                                 if kind == 'conv') \
+        + sum(c * (size // 2) ** 2 for kind, c, _, size in layers if kind == 'pool') \
+        + 4096 + 4096 + 1000
+    assert listed == 15_237_608
+    assert f'  the listed rows add up to {listed:,} numbers = {listed * 4 / 1e6:.1f} MB ' \
+        f'forward, x2 = {2 * listed * 4 / 1e6:.1f} MB with backward' in printed
+    assert 'parameters: 138,357,544 (553.4 MB float32, 1,106.9 MB float64)' in printed
+    # The engine's nodes, from how it records each op: a convolution output is nin products,
+    # nin sums and a relu, plus one constant per tap on the zero padding; a 2x2 max pool
+    # output 3 maximums of 7 nodes; torchvision's 7x7 average pool on a 7x7 image one sum of
+    # one pixel (0 nodes) and a division by the constant 1 (2 nodes); dropout in training mode
+    # a constant and a product per number; a fully connected unit 2 * nin + 1 (none: the
+    # last layer's activation).
+    nodes = 0
+    for kind, cin, out, size in layers:
+        if kind == 'conv':
+            padding_taps = 9 * size * size - (3 * size - 2) ** 2
+            nodes += out * (size * size * (2 * 9 * cin + 1) + cin * padding_taps)
+        else:
+            nodes += cin * (size // 2) ** 2 * 3 * 7
+    nodes += 2 * 512 * 7 * 7
+    nodes += 4096 * (2 * 25088 + 1) + 2 * 4096 + 4096 * (2 * 4096 + 1) + 2 * 4096 + 1000 * 2 * 4096
+    [line] = [line for line in printed if line.startswith('VGG-16, one 224x224 image: ')]
+    assert line.startswith(f'VGG-16, one 224x224 image: {nodes:,} Value nodes')
+    [measured] = [line for line in printed if line.startswith('this engine, measured')]
+    after_forward, backward_peak = re.findall(r'(\d+) bytes per node after forward, (\d+) at',
+                                              measured)[0]
+    assert 100 < int(after_forward) < int(backward_peak) < 400
+
+
+# ---- 8. backpropagation simplified -----------------------------------------------------------
+
+def recipe_training(iterations, lr=1.2):
+    """The example's network and batch gradient descent with plain floats and the recipe's
+    gradients. Returns the cost before each update and the final predict function."""
+    X, Y = make_moons(n_samples=200, noise=0.2, rng=random.Random(3))
+    X, Y, X_held, Y_held = X[:150], Y[:150], X[150:], Y[150:]
+    rng = random.Random(1)   # MLP(2, [4, 1]) draws: each neuron's weights, bias 0
+    W1 = [[rng.uniform(-1, 1) for _ in range(2)] for _ in range(4)]
+    b1 = [0.0] * 4
+    W2 = [rng.uniform(-1, 1) for _ in range(4)]
+    b2 = 0.0
+
+    def forward_pass(X):
+        A1 = [[math.tanh(b1[j] + W1[j][0] * x[0] + W1[j][1] * x[1]) for j in range(4)] for x in X]
+        A2 = [1 / (1 + math.exp(-(b2 + sum(w * a for w, a in zip(W2, a1))))) for a1 in A1]
+        return A1, A2
+    costs, m = [], len(X)
+    for _ in range(iterations):
+        A1, A2 = forward_pass(X)
+        costs.append(-sum(y * math.log(a) + (1 - y) * math.log(1 - a) for a, y in zip(A2, Y)) / m)
+        dZ2 = [a - y for a, y in zip(A2, Y)]
+        dZ1 = [[W2[j] * dz * (1 - a1[j] ** 2) for j in range(4)] for dz, a1 in zip(dZ2, A1)]
+        dW2 = [sum(dz * a1[j] for dz, a1 in zip(dZ2, A1)) / m for j in range(4)]
+        dW1 = [[sum(d[j] * x[i] for d, x in zip(dZ1, X)) / m for i in range(2)] for j in range(4)]
+        db1 = [sum(d[j] for d in dZ1) / m for j in range(4)]
+        b2 -= lr * sum(dZ2) / m
+        W2 = [w - lr * g for w, g in zip(W2, dW2)]
+        W1 = [[w - lr * g for w, g in zip(row, grow)] for row, grow in zip(W1, dW1)]
+        b1 = [b - lr * g for b, g in zip(b1, db1)]
+
+    def accuracy(X, Y):
+        return 100 * sum((a > 0.5) == y for a, y in zip(forward_pass(X)[1], Y)) / len(Y)
+    return costs, accuracy(X, Y), accuracy(X_held, Y_held)
+
+
+def test_backprop_simplified_prints_each_stage_and_trains_as_the_recipe(runs):
+    printed = output_of(runs, 'backprop_simplified')
+    stages = [line.split(',')[0] for line in printed if line.startswith('stage ')]
+    assert stages == ['stage 1', 'stage 2', 'stage 3', 'stage 4']
+    [difference] = [line for line in printed if 'largest difference, engine vs recipe' in line]
+    assert float(difference.rsplit(': ', 1)[1]) < 1e-12
+    costs, train_accuracy, held_out_accuracy = recipe_training(SIMPLIFIED_ITERATIONS)
+    logged = {int(m.group(1)): float(m.group(2)) for line in printed
+              for m in [re.fullmatch(r'  iteration (\d+): cost (\S+)', line)] if m}
+    assert sorted(logged) == [0, 20, 40, SIMPLIFIED_ITERATIONS - 1]
+    for i, cost in logged.items():
+        assert abs(cost - costs[i]) < 1e-6   # printed to 6 decimals
+    assert costs[-1] < 0.6 * costs[0]
+    assert f'  training accuracy: {train_accuracy:.1f}% of 150' in printed
+    assert f'  held-out accuracy: {held_out_accuracy:.1f}% of 50' in printed
+    assert held_out_accuracy >= 80.0  # measured: 90% after 60 iterations and after 300
+
+
+# ---- 9. LeNet-5 on the digits ----------------------------------------------------------------
+
+def plain_lenet5_logits(parameters, image):
+    """LeNet-5's forward pass with plain floats, from its parameters in model order (per
+    neuron: weights, then bias): conv 6@5x5 relu, 2x2 mean, conv 16@5x5 relu, 2x2 mean,
+    120 relu, 84 relu, 10."""
+    params = iter(parameters)
+
+    def neuron(inputs, relu):
+        z = sum(next(params) * x for x in inputs)
+        z = next(params) + z
+        return max(z, 0.0) if relu else z
+
+    def conv(channels, n_out):
+        size = len(channels[0]) - 4
+        kernels = []
+        for _ in range(n_out):
+            weights = [next(params) for _ in range(len(channels) * 25)]
+            bias = next(params)
+            kernels.append((weights, bias))
+        return [[[max(0.0, b + sum(w * x for w, x in zip(weights, [
+            ch[r + dr][c + dc] for ch in channels for dr in range(5) for dc in range(5)])))
+            for c in range(size)] for r in range(size)] for weights, b in kernels]
+
+    def pool(channels):
+        return [[[(ch[2 * r][2 * c] + ch[2 * r][2 * c + 1] + ch[2 * r + 1][2 * c]
+                   + ch[2 * r + 1][2 * c + 1]) / 4 for c in range(len(ch) // 2)]
+                 for r in range(len(ch) // 2)] for ch in channels]
+    x = pool(conv(pool(conv(image, 6)), 16))
+    x = [v for ch in x for row in ch for v in row]
+    x = [neuron(x, True) for _ in range(120)]
+    x = [neuron(x, True) for _ in range(84)]
+    return [neuron(x, False) for _ in range(10)]
+
+
+def test_lenet5_digits_runs_an_engine_step_on_the_upscaled_digits(runs):
+    sklearn = pytest.importorskip('sklearn.datasets', reason='the digits ship with scikit-learn')
+    from micrograd.architectures import lenet5
+    printed = output_of(runs, 'lenet5_digits')
+    assert printed[0] == ('LeNet-5: 61,706 parameters; 1437 training and 360 held-out digits, '
+                          'upscaled to 32x32')
+    # the first training batch, upscaled here independently: each pixel a 4x4 block, / 16
+    digits = sklearn.load_digits()
+    rows = list(zip(digits.data.tolist(), digits.target.tolist()))
+    random.Random(0).shuffle(rows)
+    images = [[[[pixels[8 * (r // 4) + c // 4] / 16 for c in range(32)] for r in range(32)]]
+              for pixels, _ in rows[:2]]
+    parameters = lenet5(num_classes=10, rng=random.Random(0)).parameter_values()
+    losses = []
+    for image, (_, label) in zip(images, rows[:2]):
+        logits = plain_lenet5_logits(parameters, image)
+        top = max(logits)
+        losses.append(math.log(sum(math.exp(z - top) for z in logits)) - (logits[int(label)] - top))
+    [step] = [line for line in printed if line.startswith('step 0: ')]
+    assert step.startswith(f'step 0: loss {sum(losses) / 2:.4f} on 2 images')
+    accuracies = [line for line in printed if line.startswith('held-out accuracy')]
+    assert len(accuracies) == 2 and all(line.endswith('% on 2 images') for line in accuracies)

@@ -328,7 +328,7 @@ def test_residual_adds_its_input_and_passes_gradient_through_the_skip():
 
 
 def test_residual_refuses_a_block_that_changes_the_length():
-    with pytest.raises(ValueError, match='maps 2 inputs to 3 outputs'):
+    with pytest.raises(ValueError, match=r'maps shape \(2,\) to \(3,\)'):
         Residual(Layer(2, 3))([1.0, 2.0])
 
 
@@ -373,3 +373,36 @@ def test_a_small_lenet_learns_three_8x8_images():
         losses.append(loss.data)
     assert len(model(images[0])) == 3
     assert losses[-1] < losses[0]
+
+
+# ---- Residual on images ----------------------------------------------------------------------
+
+def test_residual_adds_an_image_to_its_block_output_pixel_by_pixel():
+    conv = Conv2d(2, 2, 3, padding=1, rng=random.Random(0))  # 2x4x4 -> 2x4x4
+    image = [[[0.1 * (c + 1) * (r - q) for q in range(4)] for r in range(4)] for c in range(2)]
+    out = data(Residual(conv)(image))
+    block_out = data(conv(image))
+    expected = [[[image[c][r][q] + block_out[c][r][q] for q in range(4)] for r in range(4)]
+                for c in range(2)]
+    assert out == expected  # 2x4x4, not the 2x8x4 of channel lists joined with +
+
+
+def test_residual_gradient_reaches_every_input_pixel_through_the_skip():
+    conv = Conv2d(1, 1, 1, rng=random.Random(0))
+    conv.set_parameter_values([0.0, 0.0])  # the block outputs 0: only the skip is left
+    image = values([[[1.0, 2.0], [3.0, 4.0]]])
+    out = Residual(conv)(image)
+    sum(Flatten()(out), Value(0.0)).backward()
+    assert [[v.grad for v in row] for row in image[0]] == [[1.0, 1.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize('block, x, message', [
+    (Conv2d(2, 2, 3, rng=random.Random(0)), [[[1.0] * 4] * 4] * 2,   # 2x4x4 -> 2x2x2
+     r'shape \(2, 4, 4\) to \(2, 2, 2\)'),
+    (Conv2d(2, 3, 1, rng=random.Random(0)), [[[1.0] * 4] * 4] * 2,   # 2x4x4 -> 3x4x4
+     r'shape \(2, 4, 4\) to \(3, 4, 4\)'),
+    (Flatten(), [[[1.0] * 2] * 2], r'shape \(1, 2, 2\) to \(4,\)'),
+])
+def test_residual_refuses_a_block_that_changes_the_shape(block, x, message):
+    with pytest.raises(ValueError, match=message):
+        Residual(block)(x)

@@ -67,6 +67,15 @@ LAYERS = {
     'Flatten': (lambda: nn.Flatten(), lambda m, xs: m(image(xs))),
     'maximum': (lambda: None, lambda m, xs: [nn.maximum(xs[0], xs[1]),
                                             nn.maximum(xs[2], 3.0)]),
+    'BatchNorm2d': (lambda: nn.BatchNorm2d(1), lambda m, xs: m(image(xs))),
+    'AdaptiveAvgPool2d': (lambda: nn.AdaptiveAvgPool2d(1), lambda m, xs: m(image(xs))),
+    'GlobalAvgPool2d': (lambda: nn.GlobalAvgPool2d(), lambda m, xs: m(image(xs))),
+    'Concat': (lambda: nn.Concat(nn.MaxPool2d(1), nn.Conv2d(1, 1, 1, rng=random.Random(9))),
+               lambda m, xs: m(image(xs))),
+    'Activation': (lambda: nn.Activation('tanh'), lambda m, xs: m(xs)),
+    # In training mode Dropout draws its mask while the graph is built: a traced program keeps
+    # that one mask (a known limit, not a value read from .data). Evaluation mode is checked.
+    'Dropout': (lambda: nn.Dropout(0.5).eval(), lambda m, xs: m(xs)),
 }
 
 

@@ -8,6 +8,7 @@ import math
 import os
 import pathlib
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -109,11 +110,18 @@ def test_readme_expression_has_a_box_per_value_an_ellipse_per_op_an_arrow_per_op
 
 
 @needs_dot
-def test_readme_inputs_show_micrograd_gradients():
+def test_readme_inputs_are_named_and_show_micrograd_gradients():
     g = viz.readme_graph()
     a, b = [v for v in topo_order([g]) if v.data in (-4.0, 2.0) and not v._args][:2]
-    assert box_of(g, a) == ['data -4.0000', 'grad 138.8338']
-    assert box_of(g, b) == ['data 2.0000', 'grad 645.5773']
+    assert box_of(g, a) == ['a', 'data -4.0000', 'grad 138.8338']
+    assert box_of(g, b) == ['b', 'data 2.0000', 'grad 645.5773']
+
+
+def test_the_readme_pictures_a_and_b_are_inputs_not_a_bias():
+    g = viz.readme_graph()
+    kinds = viz.leaf_kinds(topo_order([g]), **viz.example_options('readme', g))
+    assert sorted(v.label for v, kind in kinds.items() if kind == 'input') == ['a', 'b']
+    assert 'parameter' not in kinds.values()
 
 
 @needs_dot
@@ -249,6 +257,31 @@ def test_clustered_and_collapsed_mlp_renders_with_a_frame_per_layer():
     text = to_dot(loss, cluster=True, collapse=True)
     assert text.count('subgraph cluster') == 3
     render(text)
+
+
+def frame_extents(text):
+    """{frame label: (left, right, top, bottom)} of the frames in dot's SVG of DOT `text`."""
+    svg = subprocess.run(['dot', '-Tsvg'], input=text.encode('utf-8'), capture_output=True,
+                         check=True).stdout
+    extents = {}
+    for group in ET.fromstring(svg).iter(SVG + 'g'):
+        if group.get('class') == 'cluster':
+            outline = next(e for e in group if e.tag in (SVG + 'polygon', SVG + 'path'))
+            numbers = [float(n) for n in re.findall(r'-?[\d.]+', outline.get('points')
+                                                    or outline.get('d'))]
+            xs, ys = numbers[0::2], numbers[1::2]
+            extents[group.find(SVG + 'text').text] = (min(xs), max(xs), min(ys), max(ys))
+    return extents
+
+
+@needs_dot
+def test_clustered_mlp_reads_left_to_right_one_layer_after_the_other():
+    """Layer frames side by side, in order, at overlapping heights: not a staircase."""
+    _, _, _, loss = mlp_loss()
+    layers = [frame_extents(to_dot(loss, cluster=True))[f'layer {i}'] for i in range(3)]
+    for (_, right, top, bottom), (left, _, next_top, next_bottom) in zip(layers, layers[1:]):
+        assert right < left                                   # the next layer starts after
+        assert next_top < bottom and top < next_bottom        # and level with this one
 
 
 def test_a_neuron_called_on_several_samples_collapses_to_one_box():

@@ -1,0 +1,403 @@
+"""Loops -> one standalone C99 file: the loop level rendered as C, with the ABI of emit_c.
+
+    void NAME(const double *in, double *out);
+    void NAME_batch(const double *params, const double *data, double *out, long n);
+    void NAME_sum(const double *params, const double *data, double *sum, long n);
+    int NAME_n_in(void), NAME_n_params(void), NAME_n_out(void);
+
+Rows run in chunks of MG_CHUNK: slot s of row r is w[s][r]. A Map is one loop over the rows of
+the chunk; a Dense group calls `mg_dense`, an Outer group `mg_outer`: two small kernels, register
+tiled, whose innermost loops run across rows or across independent sums, never inside one sum.
+So the file is ISO C99 and computes the scalar program's bits under any flags that keep
+-ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
+"""
+from codegen import VERSION
+from codegen.c_common import literal
+from codegen.loops import CHUNK, Dense, Each, Map, Param, check, format as format_loops
+
+DEFINITIONS = r'''
+#define MG_CHUNK %(chunk)d
+#define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
+#define MG_JB 32  /* sums of an outer group per register tile */
+
+'''
+
+DENSE = r'''/* Dense, outputs m .. m+mb-1 (mb <= MG_MB) for every row r of the chunk:
+ * y[m][r] = init + sum over j < L, in order, of W[m*sm + j*sj] * w[x[j]][r].
+ * init is bias[m*bs] if bias, else w[init[m]][r] if init, else none: the first product is
+ * then taken as it is, as the scalar program does. The rows run in the vector lanes. */
+static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int mb, int L,
+                          const double *W, long sm, long sj, const int *x,
+                          const double *bias, long bs, const int *init) {
+  double a[MG_MB][MG_CHUNK];
+  int r, k, j = 0;
+  for (k = 0; k < mb; k++)
+    for (r = 0; r < MG_CHUNK; r++)
+      a[k][r] = bias ? bias[(m + k) * bs] : init ? w[init[m + k]][r] : W[(m + k) * sm] * w[x[0]][r];
+  if (!bias && !init) j = 1;
+  for (; j < L; j++) {
+    const double *xj = w[x[j]];
+    for (k = 0; k < mb; k++) {
+      const double c = W[(m + k) * sm + j * sj];
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = a[k][r] + c * xj[r];
+    }
+  }
+  for (k = 0; k < mb; k++)
+    for (r = 0; r < MG_CHUNK; r++) w[out + m + k][r] = a[k][r];
+}
+
+static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double *W, long sm,
+                     long sj, const int *x, const double *bias, long bs, const int *init) {
+  int m = 0;
+  for (; m + MG_MB <= M; m += MG_MB) mg_dense_tile(w, out, m, MG_MB, L, W, sm, sj, x, bias, bs, init);
+  if (m < M) mg_dense_tile(w, out, m, M - m, L, W, sm, sj, x, bias, bs, init);
+}
+
+'''
+
+SUM_ROWS = r'''/* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order: the batch
+ * sums of the plain outputs, MG_KB of them side by side so their additions overlap. */
+#define MG_KB 8
+static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot,
+                        const int *k, double *sum) {
+  int i, b;
+  long r;
+  for (i = 0; i < n; i += MG_KB) {
+    const int kb = n - i < MG_KB ? n - i : MG_KB;
+    double a[MG_KB];
+    for (b = 0; b < kb; b++) a[b] = sum[k[i + b]];
+    for (r = 0; r < rows; r++)
+      for (b = 0; b < kb; b++) a[b] = a[b] + w[slot[i + b]][r];
+    for (b = 0; b < kb; b++) sum[k[i + b]] = a[b];
+  }
+}
+
+'''
+
+OUTER = r'''/* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows, in row
+ * order: a batch sum of products (weight gradients). MG_JB independent sums run in the vector
+ * lanes, each adding its rows in order; xt is scratch for the chunk's x transposed. */
+static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
+                     const int *g, double *S, double *xt) {
+  long r;
+  int m, j, i;
+  for (r = 0; r < rows; r++)
+    for (j = 0; j < L; j++) xt[r * L + j] = w[x[j]][r];
+  for (m = 0; m < M; m++) {
+    const double *gm = w[g[m]];
+    double *s = S + (long)m * L;
+    for (j = 0; j < L; j += MG_JB) {
+      const int jb = L - j < MG_JB ? L - j : MG_JB;
+      double a[MG_JB];
+      for (i = 0; i < jb; i++) a[i] = s[j + i];
+      for (r = 0; r < rows; r++) {
+        const double c = gm[r], *xr = xt + r * L + j;
+        for (i = 0; i < jb; i++) a[i] = a[i] + xr[i] * c;
+      }
+      for (i = 0; i < jb; i++) s[j + i] = a[i];
+    }
+  }
+}
+'''
+
+
+def _operand(a):
+    if isinstance(a, Param):
+        return f'mg_p[{a.index}]'
+    if isinstance(a, int):
+        return f'w[{a}][r]'
+    return literal(a)
+
+
+def _table(name, values):
+    values = [str(v) for v in values] or ['0']
+    rows = [', '.join(values[i:i + 16]) for i in range(0, len(values), 16)]
+    return f'static const int {name}[{len(values)}] = {{\n  ' + ',\n  '.join(rows) + '\n};\n'
+
+
+def _header(loops):
+    listing = format_loops(loops)
+    return (f'/* Generated by micrograd codegen {VERSION} from program {loops.program.digest()}'
+            '. Do not edit.\n' + '\n'.join(' * ' + line for line in listing.splitlines()) +
+            '\n */\n#include <math.h>\n#include <stdlib.h>\n#include <string.h>\n')
+
+
+def _map(statement):
+    instr = statement.instr
+    expr = instr.op.c.format(*map(_operand, statement.args), p=literal(instr.param or 0.0))
+    return (f'  for (r = 0; r < MG_CHUNK; r++) w[{statement.out}][r] = {expr};'
+            f'  /* {instr} */')
+
+
+def _each(statement, k, name):
+    """for m < M: one loop over the rows, element m reading strip[m] of each argument."""
+    tables, atoms = [], []
+    for i, a in enumerate(statement.args):
+        if not isinstance(a, tuple):
+            atoms.append(_operand(a))
+            continue
+        step = a[1] - a[0] if len(a) > 1 else 1
+        if step in (1, -1) and list(a) == [a[0] + step * m for m in range(len(a))]:
+            atoms.append(f'w[{a[0]} {"+" if step == 1 else "-"} m][r]')
+        else:
+            tables.append(_table(f'{name}_e{k}_{i}', a))
+            atoms.append(f'w[{name}_e{k}_{i}[m]][r]')
+    g = statement.group
+    expr = g.op.c.format(*atoms, p=literal(g.param or 0.0))
+    return tables, (f'  for (m = 0; m < {len(g.outs)}; m++)  /* {g.outs[0]} = {g.op.name} ... */\n'
+                    f'    for (r = 0; r < MG_CHUNK; r++) w[{statement.out} + m][r] = {expr};')
+
+
+def _dense(statement, k, name):
+    g, tables = statement.group, []
+    M, L = g.shape
+    x = f'{name}_d{k}_x'
+    tables.append(_table(x, statement.vector))
+    bias, bs, init = 'NULL', 0, 'NULL'
+    if statement.init is not None:
+        params = [a.index for a in statement.init if isinstance(a, Param)]
+        step = params[1] - params[0] if len(params) > 1 else 0
+        if len(params) == M and params == [params[0] + step * m for m in range(M)]:
+            bias, bs = f'mg_p + {params[0]}', step
+        else:  # lowering gave every non-parameter init a slot
+            init = f'{name}_d{k}_init'
+            tables.append(_table(init, [_slot(a) for a in statement.init]))
+    call = (f'  mg_dense(w, {statement.out}, {M}, {L}, mg_p + {g.base}, {g.stride_m}, '
+            f'{g.stride_j}, {x}, {bias}, {bs}, {init});  /* {g.outs[0]} ... */')
+    return tables, call
+
+
+def _slot(a):
+    if not isinstance(a, int):
+        raise ValueError(f'a dense init must be a slot or a parameter, not {a!r}')
+    return a
+
+
+def _chunk_function(loops, name):
+    """`NAME_chunk`: every slot of up to MG_CHUNK rows (rows past `rows` are zeros)."""
+    n_data = len(loops.program.inputs) - loops.n_params
+    tables, lines = [], [
+        f'static void {name}_chunk(const double *mg_p, const double *mg_x, long rows, '
+        'double (*w)[MG_CHUNK]) {',
+        '  long r, m;',
+        '  (void)mg_p; (void)mg_x; (void)m;',
+        '  for (r = 0; r < MG_CHUNK; r++) {']
+    for s, d in loops.inputs:
+        lines.append(f'    w[{s}][r] = r < rows ? mg_x[r * {n_data} + {d}] : 0.0;')
+    for s, value in loops.constants:
+        lines.append(f'    w[{s}][r] = {_operand(value) if not isinstance(value, int) else 0};')
+    lines.append('  }')
+    k = 0
+    for statement in loops.body:
+        if isinstance(statement, Map):
+            lines.append(_map(statement))
+        else:
+            more, code = (_dense if isinstance(statement, Dense) else _each)(statement, k, name)
+            tables += more
+            lines.append(code)
+            k += 1
+    lines.append('}')
+    return ''.join(tables) + '\n'.join(lines) + '\n'
+
+
+def _output_tables(loops, name):
+    """Where each output lives: plain outputs (position, slot), and each outer group's strips."""
+    plain = [(k, s) for k, s in enumerate(loops.outputs) if s is not None]
+    text = _table(f'{name}_out_k', [k for k, _ in plain] or [0])
+    text += _table(f'{name}_out_slot', [s for _, s in plain] or [0])
+    for k, o in enumerate(loops.outers):
+        text += _table(f'{name}_o{k}_x', o.vector) + _table(f'{name}_o{k}_g', o.rows)
+    return text
+
+
+def _outer_sizes(loops):
+    """(offset in the scratch S, M, L) of each outer group, and the total size."""
+    placed, offset = [], 0
+    for o in loops.outers:
+        M, L = o.group.shape
+        placed.append((offset, M, L))
+        offset += M * L
+    return placed, offset
+
+
+def _scatter_outer(loops):
+    """C lines: sum[position(m, j)] = S[offset + m*L + j] for every outer group."""
+    lines = []
+    for o, (offset, M, L) in zip(loops.outers, _outer_sizes(loops)[0]):
+        g = o.group
+        lines.append(f'  for (m = 0; m < {M}; m++)\n    for (j = 0; j < {L}; j++) '
+                     f'sum[{g.base} + m * {g.stride_m} + j * {g.stride_j}] = '
+                     f'S[{offset} + m * {L} + j];')
+    return '\n'.join(lines)
+
+
+def _max_outer_width(loops):
+    return max([o.group.shape[1] for o in loops.outers] or [1])
+
+
+def _sum(loops, name):
+    """`NAME_sum` on one thread: after each chunk, its rows join every sum in order."""
+    n_out, n_data = len(loops.program.outputs), len(loops.program.inputs) - loops.n_params
+    placed, size = _outer_sizes(loops)
+    n_plain = sum(1 for s in loops.outputs if s is not None)
+    calls = ''.join(f'    mg_outer(w, rows, {M}, {L}, {name}_o{k}_x, {name}_o{k}_g, S + {offset}, '
+                    'xt);\n' for k, (offset, M, L) in enumerate(placed))
+    return f'''
+/* The outputs added up over n rows, row 0 first (each sum in row order). */
+void {name}_sum(const double *params, const double *data, double *sum, long n) {{
+  double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
+  double *S = calloc({size} + 1, sizeof *S);
+  double *xt = malloc(MG_CHUNK * {_max_outer_width(loops)} * sizeof *xt);
+  long i, k, m, j;
+  (void)m; (void)j;
+  for (k = 0; k < {n_out}; k++) sum[k] = w && S && xt ? 0.0 : NAN;
+  for (i = 0; i < n && w && S && xt; i += MG_CHUNK) {{
+    const long rows = n - i < MG_CHUNK ? n - i : MG_CHUNK;
+    {name}_chunk(params, data + i * {n_data}, rows, w);
+{calls}    mg_sum_rows(w, rows, {n_plain}, {name}_out_slot, {name}_out_k, sum);
+  }}
+  if (w && S && xt) {{
+{_scatter_outer(loops)}
+  }}
+  free(w); free(S); free(xt);
+}}
+'''
+
+
+def _threaded_sum(loops, name, threads):
+    """`NAME_sum` on `threads` cores, computing the same bits as on one: the chunks' rows are
+    split between the threads first (a row's numbers do not depend on who computes them), then
+    the batch sums are split by output, each still adding its rows in order. Between the two,
+    the slots that the sums read are kept for every chunk."""
+    n_out, n_data = len(loops.program.outputs), len(loops.program.inputs) - loops.n_params
+    plain = [(k, s) for k, s in enumerate(loops.outputs) if s is not None]
+    kept = sorted({s for _, s in plain} | {s for o in loops.outers for s in o.vector + o.rows})
+    q = {s: i for i, s in enumerate(kept)}
+    tables = _table(f'{name}_kept', kept or [0])
+    tables += _table(f'{name}_out_q', [q[s] for _, s in plain] or [0])
+    placed, size = _outer_sizes(loops)
+    tasks = []
+    for k, (o, (offset, M, L)) in enumerate(zip(loops.outers, placed)):
+        tables += (_table(f'{name}_o{k}_xq', [q[s] for s in o.vector]) +
+                   _table(f'{name}_o{k}_gq', [q[s] for s in o.rows]))
+        for t in range(threads):  # part t of every group goes to thread t
+            m0, m1 = M * t // threads, M * (t + 1) // threads
+            if m1 > m0:
+                tasks.append(f'mg_outer(kept, rows, {m1 - m0}, {L}, {name}_o{k}_xq, '
+                             f'{name}_o{k}_gq + {m0}, S + {offset + m0 * L}, xt);')
+    for t in range(threads):
+        k0, k1 = len(plain) * t // threads, len(plain) * (t + 1) // threads
+        if k1 > k0:
+            tasks.append(f'mg_sum_rows(kept, rows, {k1 - k0}, {name}_out_q + {k0}, '
+                         f'{name}_out_k + {k0}, sum);')
+    cases = '\n'.join(f'          case {t}: {task} break;' for t, task in enumerate(tasks))
+    return tables + f'''
+/* The outputs added up over n rows, row 0 first, on up to {threads} threads: the same bits as
+ * on one. 1: the chunks split between threads, keeping the slots the sums read.
+ * 2: the sums split by output, each adding every chunk's rows in order. */
+void {name}_sum(const double *params, const double *data, double *sum, long n) {{
+  const long chunks = (n + MG_CHUNK - 1) / MG_CHUNK;
+  double (*keep)[MG_CHUNK] = malloc((chunks * {len(kept)} + 1) * sizeof *keep);
+  double *S = calloc({size} + 1, sizeof *S);
+  int failed = !keep || !S;
+  long k, m, j;
+  (void)m; (void)j;
+  for (k = 0; k < {n_out}; k++) sum[k] = 0.0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(chunks > 1 ? {threads} : 1)
+#endif
+  {{
+    double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
+    double *xt = malloc(MG_CHUNK * {_max_outer_width(loops)} * sizeof *xt);
+    long c, i, t;
+    if (!w || !xt) failed = 1;
+#ifdef _OPENMP
+#pragma omp barrier
+#pragma omp for schedule(static)
+#endif
+    for (c = 0; c < chunks; c++) {{
+      const long rows = n - c * MG_CHUNK < MG_CHUNK ? n - c * MG_CHUNK : MG_CHUNK;
+      if (failed) continue;
+      {name}_chunk(params, data + c * MG_CHUNK * {n_data}, rows, w);
+      for (i = 0; i < {len(kept)}; i++)
+        memcpy(keep[c * {len(kept)} + i], w[{name}_kept[i]], sizeof *keep);
+    }}
+#ifdef _OPENMP
+#pragma omp for schedule(static, 1)
+#endif
+    for (t = 0; t < {len(tasks)}; t++)
+      for (c = 0; c < chunks && !failed; c++) {{
+        const long rows = n - c * MG_CHUNK < MG_CHUNK ? n - c * MG_CHUNK : MG_CHUNK;
+        double (*kept)[MG_CHUNK] = keep + c * {len(kept)};
+        switch (t) {{
+{cases}
+        }}
+      }}
+    free(w); free(xt);
+  }}
+  if (failed)
+    for (k = 0; k < {n_out}; k++) sum[k] = NAN;
+  else {{
+{_scatter_outer(loops)}
+  }}
+  free(keep); free(S);
+}}
+'''
+
+
+def _batch(loops, name):
+    """`NAME_batch`, and `NAME` for one row."""
+    n_in, n_out = len(loops.program.inputs), len(loops.program.outputs)
+    n_data = n_in - loops.n_params
+    n_plain = sum(1 for s in loops.outputs if s is not None)
+    outer = ''.join(f'      for (m = 0; m < {o.group.shape[0]}; m++)\n'
+                    f'        for (j = 0; j < {o.group.shape[1]}; j++)\n'
+                    f'          o[{o.group.base} + m * {o.group.stride_m} + j * {o.group.stride_j}]'
+                    f' = w[{name}_o{k}_x[j]][r] * w[{name}_o{k}_g[m]][r];\n'
+                    for k, o in enumerate(loops.outers))
+    return f'''
+/* The outputs of each of n rows. */
+void {name}_batch(const double *params, const double *data, double *out, long n) {{
+  double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
+  long i, k, r, m, j;
+  (void)m; (void)j;
+  for (i = 0; i < n && w; i += MG_CHUNK) {{
+    const long rows = n - i < MG_CHUNK ? n - i : MG_CHUNK;
+    {name}_chunk(params, data + i * {n_data}, rows, w);
+    for (r = 0; r < rows; r++) {{
+      double *o = out + (i + r) * {n_out};
+      for (k = 0; k < {n_plain}; k++) o[{name}_out_k[k]] = w[{name}_out_slot[k]][r];
+{outer}    }}
+  }}
+  if (!w)
+    for (i = 0; i < n * {n_out}; i++) out[i] = NAN;
+  free(w);
+}}
+
+void {name}(const double *in, double *out) {{
+  {name}_batch(in, in + {loops.n_params}, out, 1);
+}}
+'''
+
+
+def _metadata(loops, name):
+    n_in, n_out = len(loops.program.inputs), len(loops.program.outputs)
+    return (f'\nint {name}_n_in(void) {{ return {n_in}; }}\n'
+            f'int {name}_n_params(void) {{ return {loops.n_params}; }}\n'
+            f'int {name}_n_out(void) {{ return {n_out}; }}\n\n'
+            f'#define {name}_SLOTS {loops.n_slots}\n')
+
+
+def to_c(loops, threads=1):
+    """The C source of a Loops program (see `codegen.loops.lower`); threads > 1 splits the
+    batch sum between threads with OpenMP (compile with -fopenmp), with the same bits."""
+    check(loops)
+    name = loops.name
+    kernels = DEFINITIONS % {'chunk': CHUNK} + SUM_ROWS
+    if any(isinstance(s, Dense) for s in loops.body):
+        kernels += DENSE
+    if loops.outers:
+        kernels += OUTER
+    entry = _sum(loops, name) if threads == 1 else _threaded_sum(loops, name, threads)
+    return (_header(loops) + kernels + '\n' + _chunk_function(loops, name) +
+            _output_tables(loops, name) + _metadata(loops, name) + entry + _batch(loops, name))

@@ -1,0 +1,465 @@
+"""The loop level: a Program evaluated over chunks of rows, with dense layers as loop nests.
+
+A `Loops` program runs the scalar Program on CHUNK rows at a time. Every value that varies by
+row lives in a *slot*, an array of CHUNK doubles (`w[slot][r]`); parameters are shared by all
+rows. Its body is a list of statements, each a loop nest whose innermost operation is an
+op-table instruction:
+
+    Map     for r:        w[out][r] = op(args[r])                     one scalar instruction
+    Each    for m, r:     w[out+m][r] = op(args[m][r])                the same, M times over
+    Dense   for m, r:     w[out+m][r] = init[m] (+) sum_j W[m,j] * w[x_j][r]   (j in order)
+    Outer   for m, j, r:  S[m,j] = S[m,j] + w[x_j][r] * w[g_m][r]     (r in order; a batch sum)
+
+Dense, Each and Outer come from `recover.py`; everything else stays a Map. Each sum keeps the
+program's order (a chain's terms left to right, a batch sum's rows first to last), and only
+independent sums run side by side, so the loop level computes the scalar program's bits.
+
+This file owns the data types, the lowering from a Program (`lower`), the printer (`format`),
+the checker (`check`) and the reference interpreter (`evaluate_sum`, `evaluate_batch`).
+"""
+import heapq
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from micrograd.ops import ADD, MUL
+
+from codegen import recover
+from codegen.ir import Instr, Program, atom_text
+
+CHUNK = 32  # rows evaluated together: their slots stay in the L1/L2 caches
+
+
+@dataclass(frozen=True)
+class Param:
+    """params[index]: one value shared by every row."""
+    index: int
+
+
+# A loop-level operand: Param, a slot number (int: w[slot][r]) or a float literal.
+
+
+@dataclass(frozen=True)
+class Map:
+    instr: Instr          # the scalar instruction, for its op, parameter and listing
+    out: int
+    args: Tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class Dense:
+    group: recover.Dense
+    out: int              # first of M consecutive slots
+    vector: Tuple[int, ...]
+    init: Optional[Tuple[object, ...]]  # None, or one operand per output
+
+
+@dataclass(frozen=True)
+class Each:
+    group: recover.Elementwise
+    out: int              # first of M consecutive slots
+    args: Tuple[object, ...]  # per argument: a tuple of M slots (a strip), or one operand
+
+
+@dataclass(frozen=True)
+class Outer:
+    group: recover.Outer
+    vector: Tuple[int, ...]
+    rows: Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Loops:
+    program: Program
+    n_params: int
+    n_slots: int
+    constants: Tuple[Tuple[int, object], ...]  # (slot, Param or literal) filled every chunk
+    inputs: Tuple[Tuple[int, int], ...]         # (slot, data column) loaded every chunk
+    body: Tuple[object, ...]                    # Map, Each and Dense statements, in order
+    outers: Tuple[Outer, ...]                   # batch sums of products (weight gradients)
+    outputs: Tuple[Optional[int], ...]          # slot per output; None where an Outer sums it
+
+    @property
+    def name(self):
+        return self.program.name
+
+    def __str__(self):
+        return format(self)
+
+
+# ---- lowering -------------------------------------------------------------------------------
+
+def lower(program, n_params=0):
+    """The loop-level form of `program` (its first n_params inputs shared by all rows)."""
+    dense = recover.find_dense(program, n_params)
+    while _schedule(program, dense) is None:
+        dense = dense[:-1]  # a group that waits on its own results (never seen in layers)
+    outers = recover.find_outer(program, dense)
+    summed = set().union(*(o.registers for o in outers)) if outers else set()
+    groups = dense + recover.find_elementwise(program, dense, summed)
+    order = _schedule(program, groups)
+    if order is None:  # an element that waits on another of its family: keep those scalar
+        order = _schedule(program, dense)
+    return _allocate(program, n_params, order, outers)
+
+
+def _schedule(program, groups):
+    """Map instructions and groups in an order that respects the dataflow, as close to the
+    program's own order as it allows; None if some group depends on its own results."""
+    replaced = set()
+    for group in groups:
+        replaced |= set(group.outs) | getattr(group, 'internal', frozenset())
+    position = {instr.out: k for k, instr in enumerate(program.instrs)}
+    units = [(position[i.out], i) for i in program.instrs if i.out not in replaced]
+    units += [(max(position[o] for o in g.outs), g) for g in groups]
+    producer = {}
+    for key, unit in units:
+        for name in _writes(unit):
+            producer[name] = key
+    waiting, ready, order, blocked = {}, [], [], {}
+    for key, unit in units:
+        needs = {producer[a] for a in _reads(unit) if a in producer}
+        blocked[key] = len(needs)
+        for need in needs:
+            waiting.setdefault(need, []).append(key)
+        if not needs:
+            heapq.heappush(ready, key)
+    by_key = dict(units)
+    while ready:
+        key = heapq.heappop(ready)
+        order.append(by_key[key])
+        for later in waiting.get(key, ()):
+            blocked[later] -= 1
+            if blocked[later] == 0:
+                heapq.heappush(ready, later)
+    return order if len(order) == len(units) else None
+
+
+def _reads(unit):
+    if isinstance(unit, Instr):
+        atoms = unit.args
+    elif isinstance(unit, recover.Dense):
+        atoms = unit.vector + (unit.init or ())
+    else:
+        atoms = [r for a in unit.args for r in (a.registers if isinstance(a, recover.Strip)
+                                               else (a,))]
+    return [a for a in atoms if isinstance(a, str)]
+
+
+def _writes(unit):
+    return [unit.out] if isinstance(unit, Instr) else list(unit.outs)
+
+
+def _allocate(program, n_params, order, outers):
+    """Slots for every row-varying value; a Map's slot is reused once its value is dead."""
+    params = {name: Param(i) for i, name in enumerate(program.inputs[:n_params])}
+    outer_registers = set().union(*(o.registers for o in outers)) if outers else set()
+    last_use = {}
+    for k, unit in enumerate(order):
+        for a in _reads(unit):
+            last_use[a] = k
+    live_to_end = [a for a in program.outputs if isinstance(a, str) and a not in outer_registers]
+    for o in outers:
+        live_to_end += [a for a in o.vector + o.rows if isinstance(a, str)]
+    for a in live_to_end:
+        last_use[a] = len(order)
+    slot, free, constants, count = {}, [], {}, 0
+    inputs = []
+    for d, name in enumerate(program.inputs[n_params:]):
+        slot[name], count = count, count + 1
+        inputs.append((slot[name], d))
+
+    def operand(atom):
+        if isinstance(atom, str):
+            return params[atom] if atom in params else slot[atom]
+        return atom
+
+    def as_slot(atom):
+        """A slot holding `atom` for every row (a parameter or literal gets one, filled once
+        per chunk), for statements that read whole rows."""
+        nonlocal count
+        value = operand(atom)
+        if isinstance(value, int):
+            return value
+        key = repr(value)
+        if key not in constants:
+            constants[key] = (count, value)
+            count += 1
+        return constants[key][0]
+
+    def block(names):
+        """M consecutive slots, one per name: a group's outputs are read as w[out + m]."""
+        nonlocal count
+        for m, name in enumerate(names):
+            slot[name] = count + m
+        count += len(names)
+        return slot[names[0]]
+
+    body, recyclable = [], set()  # only a Map's slot is reused: Dense outputs are blocks
+    for k, unit in enumerate(order):
+        if isinstance(unit, Instr):
+            if unit.out in outer_registers:
+                continue
+            args = tuple(operand(a) for a in unit.args)
+            slot[unit.out] = free.pop() if free else count
+            count = max(count, slot[unit.out] + 1)
+            body.append(Map(unit, slot[unit.out], args))
+            recyclable.add(unit.out)
+        elif isinstance(unit, recover.Dense):
+            vector = tuple(as_slot(v) for v in unit.vector)
+            init = None if unit.init is None else tuple(operand(a) for a in unit.init)
+            body.append(Dense(unit, block(unit.outs), vector, init))
+        else:
+            args = tuple(tuple(as_slot(r) for r in a.registers) if isinstance(a, recover.Strip)
+                         else operand(a) for a in unit.args)
+            body.append(Each(unit, block(unit.outs), args))
+        for a in set(_reads(unit)):
+            if last_use.get(a) == k and a in recyclable:
+                free.append(slot[a])
+    statements = tuple(body)
+    outer_statements = tuple(Outer(o, tuple(as_slot(v) for v in o.vector),
+                                   tuple(as_slot(g) for g in o.rows)) for o in outers)
+    outputs = tuple(None if isinstance(a, str) and a in outer_registers else as_slot(a)
+                    for a in program.outputs)
+    return Loops(program, n_params, count, tuple(constants.values()), tuple(inputs),
+                 statements, outer_statements, outputs)
+
+
+
+# ---- printer --------------------------------------------------------------------------------
+
+def operand_text(a):
+    if isinstance(a, Param):
+        return f'p[{a.index}]'
+    if isinstance(a, int):
+        return f'w{a}'
+    return atom_text(a)
+
+
+def _affine_text(base, stride_m, stride_j):
+    terms = [str(base)] + [f'{"" if s == 1 else "-" if s == -1 else s}{v}'
+                           for s, v in ((stride_m, 'm'), (stride_j, 'j')) if s]
+    return ' + '.join(terms).replace('+ -', '- ')
+
+
+def _slots_text(slots):
+    """w3 w4 w5 ... as a range when the slots are consecutive."""
+    if len(slots) > 2 and list(slots) == list(range(slots[0], slots[0] + len(slots))):
+        return f'w{slots[0]}..w{slots[-1]}'
+    return ' '.join(map(operand_text, slots))
+
+
+def _init_text(statement):
+    init = statement.init
+    if init is None:
+        return ''
+    if all(isinstance(a, Param) for a in init):
+        indices = [a.index for a in init]
+        step = indices[1] - indices[0] if len(indices) > 1 else 0
+        if indices == [indices[0] + step * m for m in range(len(indices))]:
+            return f'p[{_affine_text(indices[0], step, 0)}] + '
+    return f'({_slots_text(init)})[m] + '
+
+
+def _strip_text(slots):
+    """A strip of slots read as w[base + step*m], or listed."""
+    step = slots[1] - slots[0] if len(slots) > 1 else 1
+    if step in (1, -1) and list(slots) == [slots[0] + step * m for m in range(len(slots))]:
+        return f'w[{slots[0]}{"+" if step == 1 else "-"}m]'
+    return f'({" ".join(map(operand_text, slots))})[m]'
+
+
+def statement_text(s):
+    if isinstance(s, Map):
+        param = '' if s.instr.param is None else f'[p={s.instr.param!r}]'
+        args = ' '.join(operand_text(a) for a in s.args)
+        return f'w{s.out} = {s.instr.op.name}{param} {args}    # {s.instr.out}'
+    if isinstance(s, Each):
+        g = s.group
+        param = '' if g.param is None else f'[p={g.param!r}]'
+        args = ' '.join(_strip_text(a) if isinstance(a, tuple) else operand_text(a)
+                        for a in s.args)
+        return (f'for m < {len(g.outs)}: w[{s.out}+m] = {g.op.name}{param} {args}'
+                f'    # {g.outs[0]} ...')
+    if isinstance(s, Dense):
+        g = s.group
+        M, L = g.shape
+        return (f'for m < {M}: w[{s.out}+m] = {_init_text(s)}'
+                f'sum j < {L} of p[{_affine_text(g.base, g.stride_m, g.stride_j)}] * '
+                f'({_slots_text(s.vector)})[j]    # {g.outs[0]} ...')
+    g = s.group
+    M, L = g.shape
+    return (f'for m < {M}, j < {L}: out[{_affine_text(g.base, g.stride_m, g.stride_j)}] += '
+            f'({_slots_text(s.vector)})[j] * ({_slots_text(s.rows)})[m]')
+
+
+def format(loops):  # noqa: A001  (named like ir.format)
+    """A listing a person can read: the chunk loop, its statements and the batch sums."""
+    p = loops.program
+    lines = [f'loops {p.name}(p[{loops.n_params}], rows[n, {len(p.inputs) - loops.n_params}])'
+             f' -> out[{len(p.outputs)}]   # {loops.n_slots} slots of {CHUNK} rows',
+             f'  for each chunk of {CHUNK} rows r:']
+    if loops.inputs:
+        lines.append(f'    {_slots_text([s for s, _ in loops.inputs])} = rows[r, 0..'
+                     f'{len(loops.inputs) - 1}]    # {" ".join(p.inputs[loops.n_params:])}')
+    for s, value in loops.constants:
+        lines.append(f'    w{s} = {operand_text(value)}')
+    for statement in loops.body:
+        lines.append('    ' + statement_text(statement))
+    lines.append('    sum over r (in order):')
+    for statement in loops.outers:
+        lines.append('      ' + statement_text(statement))
+    plain = [(k, a) for k, a in enumerate(loops.outputs) if a is not None]
+    if plain:
+        lines.append(f'      out[k] += ({", ".join(f"{k}: {operand_text(a)}" for k, a in plain[:8])}'
+                     f'{", ..." if len(plain) > 8 else ""})    # {len(plain)} outputs')
+    return '\n'.join(lines)
+
+
+# ---- checker --------------------------------------------------------------------------------
+
+def check(loops):
+    """Raise ValueError unless every slot is written before it is read, every parameter and
+    output index is in range, and every output is summed exactly once."""
+    p, n_params, n_out = loops.program, loops.n_params, len(loops.program.outputs)
+    written = set()
+
+    def read(a, where):
+        if isinstance(a, Param):
+            if not 0 <= a.index < n_params:
+                raise ValueError(f'{where}: parameter {a.index} out of range')
+        elif isinstance(a, int) and a not in written:
+            raise ValueError(f'{where}: slot w{a} is read before it is written')
+        elif not isinstance(a, (int, float, Param)):
+            raise ValueError(f'{where}: bad operand {a!r:.40}')
+
+    def write(s, where):
+        if not 0 <= s < loops.n_slots:
+            raise ValueError(f'{where}: slot w{s} out of range')
+        written.add(s)
+
+    for s, d in loops.inputs:
+        write(s, 'input load')
+    for s, value in loops.constants:
+        read(value, 'constant')
+        write(s, 'constant')
+    for statement in loops.body:
+        where = statement_text(statement)
+        if isinstance(statement, Map):
+            for a in statement.args:
+                read(a, where)
+            write(statement.out, where)
+            continue
+        if isinstance(statement, Each):
+            M = len(statement.group.outs)
+            for a in statement.args:
+                if isinstance(a, tuple) and len(a) != M:
+                    raise ValueError(f'{where}: a strip of {len(a)} slots for {M} elements')
+                for b in a if isinstance(a, tuple) else (a,):
+                    read(b, where)
+            for m in range(M):
+                write(statement.out + m, where)
+            continue
+        M, L = statement.group.shape
+        for a in statement.vector + (statement.init or ()):
+            read(a, where)
+        for m in range(M):
+            for j in range(L):
+                read(Param(statement.group.weight_index(m, j)), where)
+            write(statement.out + m, where)
+    summed = [k for k, a in enumerate(loops.outputs) if a is not None]
+    for statement in loops.outers:
+        where = statement_text(statement)
+        for a in statement.vector + statement.rows:
+            read(a, where)
+        M, L = statement.group.shape
+        summed += [statement.group.output_index(m, j) for m in range(M) for j in range(L)]
+    for k, a in enumerate(loops.outputs):
+        if a is not None:
+            read(a, f'output {k}')
+    if sorted(summed) != list(range(n_out)):
+        raise ValueError('the outputs are not each summed exactly once')
+    return loops
+
+
+# ---- reference interpreter ------------------------------------------------------------------
+
+def _run_chunk(loops, params, rows):
+    """Every slot of one chunk of rows (Python floats, the op table's forward)."""
+    n = len(rows)
+    w = [[0.0] * n for _ in range(loops.n_slots)]
+
+    def column(a):
+        if isinstance(a, Param):
+            return [params[a.index]] * n
+        return w[a] if isinstance(a, int) else [a] * n
+
+    for s, d in loops.inputs:
+        w[s] = [float(row[d]) for row in rows]
+    for s, value in loops.constants:
+        w[s] = column(value)
+    for statement in loops.body:
+        if isinstance(statement, Map):
+            op, p = statement.instr.op, statement.instr.param
+            args = [column(a) for a in statement.args]
+            w[statement.out] = [op.fwd(*xs) if p is None else op.fwd(*xs, p) for xs in zip(*args)]
+            continue
+        if isinstance(statement, Each):
+            op, p = statement.group.op, statement.group.param
+            for m in range(len(statement.group.outs)):
+                args = [column(a[m] if isinstance(a, tuple) else a) for a in statement.args]
+                w[statement.out + m] = [op.fwd(*xs) if p is None else op.fwd(*xs, p)
+                                        for xs in zip(*args)]
+            continue
+        group = statement.group
+        M, L = group.shape
+        for m in range(M):
+            acc = None if statement.init is None else column(statement.init[m])
+            for j in range(L):
+                weight = params[group.weight_index(m, j)]
+                terms = [MUL.fwd(weight, x) for x in w[statement.vector[j]]]
+                acc = terms if acc is None else [ADD.fwd(a, t) for a, t in zip(acc, terms)]
+            w[statement.out + m] = acc
+    return w, column
+
+
+def evaluate_sum(loops, params, rows):
+    """The outputs added up over `rows` (row 0 first): what NAME_sum computes."""
+    params, total = [float(p) for p in params], [0.0] * len(loops.outputs)
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        w, column = _run_chunk(loops, params, chunk)
+        for r in range(len(chunk)):
+            for k, a in enumerate(loops.outputs):
+                if a is not None:
+                    total[k] = ADD.fwd(total[k], column(a)[r])
+            for statement in loops.outers:
+                M, L = statement.group.shape
+                for m in range(M):
+                    for j in range(L):
+                        k = statement.group.output_index(m, j)
+                        term = MUL.fwd(w[statement.vector[j]][r], w[statement.rows[m]][r])
+                        total[k] = ADD.fwd(total[k], term)
+    return tuple(total)
+
+
+def evaluate_batch(loops, params, rows):
+    """The outputs of each row: what NAME_batch computes."""
+    params, result = [float(p) for p in params], []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        w, column = _run_chunk(loops, params, chunk)
+        for r in range(len(chunk)):
+            out = [column(a)[r] if a is not None else None for a in loops.outputs]
+            for statement in loops.outers:
+                M, L = statement.group.shape
+                for m in range(M):
+                    for j in range(L):
+                        out[statement.group.output_index(m, j)] = MUL.fwd(
+                            w[statement.vector[j]][r], w[statement.rows[m]][r])
+            result.append(tuple(out))
+    return result
+
+
+def has_structure(loops):
+    """True when the loop level found a dense group (else the scalar emitters serve better)."""
+    return any(isinstance(s, Dense) for s in loops.body)

@@ -1,0 +1,313 @@
+"""Structure recovered from a scalar Program: dense layers and their gradients.
+
+The trace is a flat list of scalar instructions in the engine's depth-first order, so the
+neurons of one layer are interleaved with those of the next. Structure is therefore read from
+the dataflow, never from runs of adjacent instructions:
+
+- a *chain* is `init + p0*v0 + p1*v1 + ...` evaluated left to right, where every p is a
+  parameter (one of the first n_params inputs) and every intermediate result is used only by
+  the next step: a neuron's pre-activation `b + w0*x0 + ...`, or an input's adjoint
+  `w_k*g_k + w_k'*g_k' + ...` (no init: the first product is taken as it is);
+- a *dense* group is a set of chains of equal length over the same vector (v0, v1, ...), whose
+  parameters sit at affine positions base + m*stride_m + j*stride_j: one matrix-vector
+  product per row, y[m] = init[m] + sum_j W[m, j] * v[j], each sum in the program's order;
+- an *outer* group is a set of program outputs `v[j] * g[m]` at affine output positions, over
+  the vector of a dense group: the weight gradients, which a batch sum accumulates row by row.
+
+Nothing here decides correctness: a group is a claim about which instructions compute what,
+and the loop level (loops.py) evaluates exactly the same operations in exactly the same order.
+What is not recognised stays scalar.
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from micrograd.ops import ADD, MUL
+
+MIN_GROUP_WORK = 16  # products below this stay scalar: a loop would cost more than it saves
+
+
+@dataclass(frozen=True)
+class Dense:
+    """outs[m] = init[m] + sum_j params[base + m*stride_m + j*stride_j] * vector[j].
+
+    init is None (the first product is taken as it is), or one atom per chain."""
+    outs: Tuple[str, ...]
+    vector: Tuple[object, ...]
+    init: Optional[Tuple[object, ...]]
+    base: int
+    stride_m: int
+    stride_j: int
+    internal: frozenset  # the registers this group replaces (the final sums excluded)
+
+    @property
+    def shape(self):
+        return len(self.outs), len(self.vector)
+
+    def weight_index(self, m, j):
+        return self.base + m * self.stride_m + j * self.stride_j
+
+
+@dataclass(frozen=True)
+class Outer:
+    """Program outputs out[base + m*stride_m + j*stride_j] = vector[j] * rows[m]."""
+    vector: Tuple[object, ...]
+    rows: Tuple[str, ...]
+    base: int
+    stride_m: int
+    stride_j: int
+    registers: frozenset  # the product registers, which only the outputs read
+
+    @property
+    def shape(self):
+        return len(self.rows), len(self.vector)
+
+    def output_index(self, m, j):
+        return self.base + m * self.stride_m + j * self.stride_j
+
+
+def _uses(program):
+    """How many times each register is read, by instructions and by the output list."""
+    uses = {}
+    for instr in program.instrs:
+        for a in instr.args:
+            if isinstance(a, str):
+                uses[a] = uses.get(a, 0) + 1
+    for a in program.outputs:
+        if isinstance(a, str):
+            uses[a] = uses.get(a, 0) + 1
+    return uses
+
+
+def find_chains(program, n_params):
+    """Every chain of the program: (final register, init atom or None, [(param index, atom)],
+    internal registers). A product p*v that no chain absorbs is a chain of length one."""
+    param = {name: i for i, name in enumerate(program.inputs[:n_params])}
+    defined = {instr.out: instr for instr in program.instrs}
+    uses = _uses(program)
+
+    def factors(instr):
+        """(param index, other factor) if `instr` multiplies one parameter by something else."""
+        if instr is None or instr.op is not MUL:
+            return None
+        a, b = instr.args
+        if (a in param) == (b in param):
+            return None
+        return (param[a], b) if a in param else (param[b], a)
+
+    def product(atom):
+        """factors of the instruction defining `atom`, if nothing else reads it."""
+        if not isinstance(atom, str) or uses.get(atom) != 1:
+            return None
+        return factors(defined.get(atom))
+
+    def step(atom):
+        """The add defining `atom` if it is one step of a chain read only by the next step."""
+        instr = defined.get(atom) if isinstance(atom, str) else None
+        if instr is None or instr.op is not ADD or uses.get(atom) != 1:
+            return None
+        return instr if product(instr.args[1]) or product(instr.args[0]) else None
+
+    chains, absorbed = [], set()
+    for instr in reversed(program.instrs):
+        if instr.out in absorbed:
+            continue
+        if factors(instr):
+            chains.append((instr.out, None, [factors(instr)], frozenset()))
+            continue
+        node, terms, internal, init = instr, [], set(), None
+        while node is not None and node.op is ADD:
+            a, b = node.args
+            term, rest = (b, a) if product(b) else (a, b)
+            if not product(term):
+                break
+            terms.append(product(term))
+            internal.add(term)
+            if step(rest):
+                internal.add(rest)
+                node = defined[rest]
+            elif product(rest):  # the first product, taken as it is
+                terms.append(product(rest))
+                internal.add(rest)
+                node = None
+            else:
+                init, node = rest, None
+        if terms:
+            chains.append((instr.out, init, terms[::-1], frozenset(internal)))
+            absorbed |= internal
+    return chains
+
+
+def _affine(index, M, L):
+    """(base, stride_m, stride_j) if index(m, j) is affine over the M x L grid, else None."""
+    base = index(0, 0)
+    stride_m = index(1, 0) - base if M > 1 else 0
+    stride_j = index(0, 1) - base if L > 1 else 0
+    for m in range(M):
+        for j in range(L):
+            if index(m, j) != base + m * stride_m + j * stride_j:
+                return None
+    return base, stride_m, stride_j
+
+
+def find_dense(program, n_params):
+    """Dense groups: chains over the same vector, with affine parameter positions."""
+    by_vector = {}
+    for final, init, terms, internal in find_chains(program, n_params):
+        key = (tuple(repr(v) for _, v in terms), init is None)
+        by_vector.setdefault(key, []).append((final, init, terms, internal))
+    groups = []
+    for chains in by_vector.values():
+        chains.sort(key=lambda c: c[2][0][0])
+        M, L = len(chains), len(chains[0][2])
+        if M * L < MIN_GROUP_WORK:
+            continue
+        affine = _affine(lambda m, j: chains[m][2][j][0], M, L)
+        if affine is None:
+            continue
+        indices = {chains[m][2][j][0] for m in range(M) for j in range(L)}
+        if len(indices) != M * L:
+            continue
+        init = None if chains[0][1] is None else tuple(c[1] for c in chains)
+        groups.append(Dense(tuple(c[0] for c in chains), tuple(v for _, v in chains[0][2]),
+                            init, *affine, frozenset().union(*(c[3] for c in chains))))
+    return groups
+
+
+def find_outer(program, dense_groups):
+    """Outer groups: outputs vector[j] * g[m] over the vector of a dense group."""
+    defined = {instr.out: instr for instr in program.instrs}
+    uses = _uses(program)
+    position = {}
+    for k, a in enumerate(program.outputs):
+        if isinstance(a, str):
+            position.setdefault(a, []).append(k)
+    candidates = {}  # output position -> (register, factors)
+    for a, ks in position.items():
+        instr = defined.get(a)
+        if instr is not None and instr.op is MUL and len(ks) == 1 and uses[a] == 1:
+            candidates[ks[0]] = (a, instr.args)
+    groups, taken = [], set()
+    for dense in dense_groups:
+        if not all(isinstance(v, str) for v in dense.vector) or \
+                len(set(dense.vector)) != len(dense.vector):
+            continue
+        index = {v: j for j, v in enumerate(dense.vector)}
+        by_row = {}  # other factor -> {j: output position}
+        for k, (register, (a, b)) in candidates.items():
+            if k in taken:
+                continue
+            for x, g in ((a, b), (b, a)):
+                if x in index and isinstance(g, str):
+                    by_row.setdefault(g, {})[index[x]] = k
+                    break
+        L = len(dense.vector)
+        rows = sorted((g for g, ks in by_row.items() if len(ks) == L), key=lambda g: by_row[g][0])
+        if len(rows) * L < MIN_GROUP_WORK:
+            continue
+        affine = _affine(lambda m, j: by_row[rows[m]][j], len(rows), L)
+        if affine is None:
+            continue
+        ks = [by_row[g][j] for g in rows for j in range(L)]
+        taken.update(ks)
+        base, stride_m, stride_j = affine
+        registers = frozenset(program.outputs[k] for k in ks)
+        if L >= len(rows):
+            groups.append(Outer(dense.vector, tuple(rows), base, stride_m, stride_j, registers))
+        else:  # the longer side runs in the vector lanes: x*g = g*x, so swap the roles
+            groups.append(Outer(tuple(rows), dense.vector, base, stride_j, stride_m, registers))
+    return groups
+
+
+MIN_ELEMENTWISE = 4  # fewer elements than this stay scalar
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """outs[m] = op(args...) for m < M, where each argument is a strip (a tuple of registers,
+    element m reading strip[m]) or one atom shared by every element."""
+    op: object
+    param: Optional[float]
+    outs: Tuple[str, ...]
+    args: Tuple[object, ...]  # Strip or atom
+
+
+@dataclass(frozen=True)
+class Strip:
+    registers: Tuple[str, ...]
+
+
+def find_elementwise(program, dense_groups, exclude=frozenset()):
+    """Families of identical scalar instructions across the outputs of dense groups: the
+    activation of a layer, its derivative, the product of that with an adjoint, and so on.
+
+    Starting from the dense groups' outputs, an instruction joins a family when the same op
+    applies, for every m, to element m (or element M-1-m) of families already found and to the
+    same shared atoms. Repeated until nothing new is found. Registers in `exclude` (those an
+    Outer group sums) stay out."""
+    families = [g.outs for g in dense_groups]
+    member = {r: (f, i) for f, regs in enumerate(families) for i, r in enumerate(regs)}
+    replaced = set()
+    for g in dense_groups:
+        replaced |= g.internal
+    pending = [i for i in program.instrs
+               if i.out not in replaced and i.out not in member and i.out not in exclude]
+    groups = []
+    while True:
+        buckets = {}
+        for instr in pending:
+            key, m = _family_key(instr, member, families)
+            if key is not None:
+                buckets.setdefault(key, []).append((m, instr))
+        found = [_family(key, entries, member, families) for key, entries in buckets.items()]
+        found = [g for g in found if g is not None]
+        if not found:
+            return groups
+        for group in found:
+            families.append(group.outs)
+            member.update((r, (len(families) - 1, i)) for i, r in enumerate(group.outs))
+            groups.append(group)
+        pending = [i for i in pending if i.out not in member]
+
+
+def _family_key(instr, member, families):
+    """(op, param, argument kinds) and the element index m, or (None, None) when no argument
+    belongs to a family."""
+    kinds, m = [], None
+    for a in instr.args:
+        if isinstance(a, str) and a in member:
+            f, i = member[a]
+            m = i if m is None else m
+            kinds.append(('family', f))
+        else:
+            kinds.append(('shared', repr(a)))
+    if m is None:
+        return None, None
+    return (instr.op.name, repr(instr.param), tuple(kinds)), m
+
+
+def _family(key, entries, member, families):
+    """An Elementwise group from the instructions of one bucket, if they cover every element
+    exactly once and each family argument is read in the same or the reversed order."""
+    size = len(families[next(k[1] for k in key[2] if k[0] == 'family')])
+    by_m = {}
+    for m, instr in entries:
+        if m in by_m:
+            return None
+        by_m[m] = instr
+    if len(by_m) != size or size < MIN_ELEMENTWISE:
+        return None
+    args = []
+    for k, kind in enumerate(key[2]):
+        if kind[0] == 'shared':
+            args.append(by_m[0].args[k])
+            continue
+        if len(families[kind[1]]) != size:
+            return None
+        strip = tuple(by_m[m].args[k] for m in range(size))
+        index = [member[r][1] for r in strip]
+        if index != list(range(size)) and index != list(range(size))[::-1]:
+            return None
+        args.append(Strip(strip))
+    first = by_m[0]
+    return Elementwise(first.op, first.param, tuple(by_m[m].out for m in range(size)),
+                       tuple(args))
