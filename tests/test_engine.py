@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, note, settings
 
 import replay
+import torch_oracle
 from micrograd.engine import Value, topo_order
 from micrograd.gradcheck import gradcheck
 from micrograd.ops import OPS
@@ -254,11 +255,7 @@ def test_gradients_are_bit_identical_across_runs():
 
 @pytest.fixture(scope='module')
 def torch():
-    if sys.version_info < (3, 10):  # CI runs the suite on the oldest Python the README claims
-        pytest.skip('PyTorch oracle: torch 2.13.0 has no wheel for Python < 3.10; these tests '
-                    'run in the main suite (make test)')
-    return pytest.importorskip(
-        'torch', reason='PyTorch oracle not installed: pip install torch==2.13.0 (CI does)')
+    return torch_oracle.import_torch()
 
 
 def torch_ops(torch):
