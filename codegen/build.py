@@ -4,6 +4,10 @@ Compiled C libraries are cached in a private per-user directory, keyed by a hash
 compiler identity, flags, codegen version). Loading a shared library runs its code, so the
 directory must belong to the user and be writable by nobody else. Compilation writes to a
 temporary name and renames, so parallel processes never load a half-written file.
+
+Every library carries its own key (`micrograd_cache_key()`). A cached file that does not load
+(truncated, random bytes) or carries another key (another library copied over it, or one built
+by an older codegen) is deleted and rebuilt once; if that fails too, a BuildError names it.
 """
 import ctypes
 import functools
@@ -13,12 +17,13 @@ import linecache
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
 
-from codegen import VERSION, abi
+from codegen import VERSION, abi, validate
 from codegen.emit_c import to_c
 from codegen.emit_python import to_python
 from codegen.grad import grad as grad_program
@@ -57,8 +62,9 @@ class Compiled:
     first `n_params` inputs are shared by every row.
     """
 
-    def __init__(self, program, source, backend, n_params=0, path=None):
+    def __init__(self, program, source, backend, n_params=0, path=None, rebuild=None):
         self.program, self.source, self.backend, self.path = program, source, backend, path
+        self._rebuild = rebuild  # C: compiles the library again if the cached one is unusable
         self.n_in, self.n_out = len(program.inputs), len(program.outputs)
         if not 0 <= n_params <= self.n_in:
             raise ValueError(f'n_params={n_params}, but {program.name} has {self.n_in} inputs')
@@ -69,7 +75,9 @@ class Compiled:
         if len(inputs) != self.n_in:
             raise TypeError(f'{self.program.name}() takes {self.n_in} inputs '
                             f'({", ".join(self.program.inputs)}), got {len(inputs)}')
-        return self._function(*inputs)
+        # As floats on every backend: a bool or a string is refused alike, and a numpy float32
+        # cannot make generated Python compute in single precision.
+        return self._function(*validate.numbers_of(inputs, 'input'))
 
     def batch(self, params, rows):
         """Outputs for each data row, as a list of tuples."""
@@ -94,14 +102,15 @@ class Compiled:
         return tuple(out)
 
     def _check_rows(self, params, rows):
-        params = [float(p) for p in params]
+        params = validate.numbers_of(list(params), 'parameter')
         if len(params) != self.n_params:
             raise TypeError(f'expected {self.n_params} parameters, got {len(params)}')
-        rows = [list(r) for r in rows]
+        rows = [validate.sequence(r, f'row {i}') for i, r in enumerate(rows)]
         bad = [i for i, r in enumerate(rows) if len(r) != self.n_data]
         if bad:
             raise TypeError(f'row {bad[0]} has {len(rows[bad[0]])} values, expected {self.n_data}')
-        return params, [float(x) for r in rows for x in r], len(rows)
+        flat = [x for i, r in enumerate(rows) for x in validate.numbers_of(r, f'row {i}, value')]
+        return params, flat, len(rows)
 
     def _load_python(self):
         filename = f'<codegen {self.program.name} {self.program.digest()}>'
@@ -113,7 +122,7 @@ class Compiled:
         return namespace[self.program.name]
 
     def _load_c(self):
-        library = ctypes.CDLL(self.path)
+        library = load_library(self.path, self._rebuild)
         entry = abi.bind(library, self.program.name)
         for what, expected in (('n_in', self.n_in), ('n_params', self.n_params),
                                ('n_out', self.n_out)):
@@ -144,6 +153,10 @@ def build(program, backend='c', n_params=0, flags=None, cc=None, lanes=1, thread
 
     C options (see emit_c.to_c): lanes and threads opt into GNU C entry points compiled with
     FAST_FLAGS; loop_level chooses the loop level (None: when dense layers are recovered)."""
+    n_params = validate.whole(n_params, 'n_params')  # checked alike before either emitter
+    if not 0 <= n_params <= len(program.inputs):
+        raise ValueError(f'n_params={n_params}, but {program.name} has {len(program.inputs)} '
+                         f'inputs')
     if backend == 'python':
         return Compiled(program, to_python(program), 'python', n_params)
     if backend != 'c':
@@ -152,8 +165,79 @@ def build(program, backend='c', n_params=0, flags=None, cc=None, lanes=1, thread
     flags = flags or (FAST_FLAGS if lanes > 1 or threads > 1 else DEFAULT_FLAGS)
     path = compile_source(source, flags, cc)
     if path not in _loaded:
-        _loaded[path] = Compiled(program, source, 'c', n_params, path)
+        _loaded[path] = Compiled(program, source, 'c', n_params, path,
+                                 rebuild=lambda: compile_source(source, flags, cc))
     return _loaded[path]
+
+
+# ---- loading a cached library, and healing it --------------------------------------------------
+
+KEY_FUNCTION = 'micrograd_cache_key'
+
+
+def _with_key(source, key):
+    """The source plus a function returning its cache key, so a library can say what it is."""
+    return (f'{source}\n/* The cache key of this library: checked when it is loaded. */\n'
+            f'const char *{KEY_FUNCTION}(void);\n'
+            f'const char *{KEY_FUNCTION}(void) {{ return "{key}"; }}\n')
+
+
+class _Unusable(Exception):
+    """A cached library that cannot be what its file name says."""
+
+
+def _load_checked(path):
+    """ctypes.CDLL(path), if it loads and carries the key its file name says."""
+    try:
+        library = ctypes.CDLL(path)
+    except OSError as error:
+        raise _Unusable(f'it does not load ({error})') from None
+    try:
+        key_function = getattr(library, KEY_FUNCTION)
+    except AttributeError:
+        _unload(library)
+        raise _Unusable(f'it has no {KEY_FUNCTION}() (not built by this codegen)') from None
+    key_function.restype = ctypes.c_char_p
+    expected = os.path.basename(path)[:-len('.so')].encode()
+    if key_function() != expected:
+        found = key_function()
+        _unload(library)
+        raise _Unusable(f'it is the library {found.decode(errors="replace")!r}, not '
+                        f'{expected.decode()!r}')
+    return library
+
+
+def _unload(library):
+    """Forget a rejected library, so loading the rebuilt file of the same name loads it anew
+    (the dynamic loader would otherwise hand back the one it has by that name)."""
+    import _ctypes
+    _ctypes.dlclose(library._handle)
+
+
+def load_library(path, rebuild=None):
+    """The loaded library at `path`. One that is unusable is deleted and `rebuild()` (which
+    returns the path of a freshly compiled library) is tried once; BuildError names the file
+    when that fails too, or when there is no way to rebuild."""
+    try:
+        return _load_checked(path)
+    except _Unusable as why:
+        problem = why
+    if rebuild is None:
+        raise BuildError(f'{path}: unusable cached library: {problem}. Delete it (or run '
+                         f'`python -m codegen.cache --clear`) to rebuild it.')
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise BuildError(f'{path}: unusable cached library ({problem}), and it cannot be '
+                         f'removed: {error}') from None
+    path = rebuild()
+    try:
+        return _load_checked(path)
+    except _Unusable as again:
+        raise BuildError(f'{path}: the library was rebuilt and is still unusable: '
+                         f'{again}') from None
 
 
 def compile_source(source, flags=DEFAULT_FLAGS, cc=None):
@@ -172,17 +256,18 @@ def compile_source(source, flags=DEFAULT_FLAGS, cc=None):
 def _compile_units(sources, compiler, flags, key):
     root = cache_dir()
     paths = [os.path.join(root, f'{key}-{i}.c') for i in range(len(sources))]
+    sources = list(sources[:-1]) + [_with_key(sources[-1], key)]
     for path, text in zip(paths, sources):
         _write_atomically(path, text)
     objects = [path[:-2] + f'.{os.getpid()}.o' for path in paths]
-    jobs = [subprocess.Popen([compiler, *flags, '-c', '-o', obj, path], stderr=subprocess.PIPE,
+    jobs = [subprocess.Popen([*compiler, *flags, '-c', '-o', obj, path], stderr=subprocess.PIPE,
                              text=True) for path, obj in zip(paths, objects)]
     try:
         for job, path in zip(jobs, paths):
             _, errors = job.communicate()
             if job.returncode != 0:
-                raise CompileError(f'{compiler} failed (exit {job.returncode}) on {path}:\n'
-                                   f'{errors.strip()}')
+                raise CompileError(f'{shlex.join(compiler)} failed (exit {job.returncode}) on '
+                                   f'{path}:\n{errors.strip()}')
         return _build_library(key, compiler, flags, objects, f'the objects {objects}')
     finally:
         for obj in objects:
@@ -197,11 +282,11 @@ def _build_library(key, compiler, flags, inputs, what):
     handle, temporary = tempfile.mkstemp(dir=cache_dir(), prefix=key, suffix='.so.tmp')
     os.close(handle)
     try:
-        result = subprocess.run([compiler, *flags, '-o', temporary, *inputs, '-lm'],
+        result = subprocess.run([*compiler, *flags, '-o', temporary, *inputs, '-lm'],
                                 capture_output=True, text=True)
         if result.returncode != 0:
-            raise CompileError(f'{compiler} failed (exit {result.returncode}) on {what}:\n'
-                               f'{result.stderr.strip()}')
+            raise CompileError(f'{shlex.join(compiler)} failed (exit {result.returncode}) on '
+                               f'{what}:\n{result.stderr.strip()}')
         os.replace(temporary, library)
     finally:
         if os.path.exists(temporary):
@@ -210,24 +295,30 @@ def _build_library(key, compiler, flags, inputs, what):
 
 
 def find_compiler(cc=None):
-    """The C compiler to use: `cc` argument, else $CC, else `cc` on PATH."""
+    """The C compiler command to use, as a list of words: `cc` argument, else $CC, else `cc`
+    on PATH. It is split as a shell would (as make does), so CC='ccache gcc' or 'gcc -m64'
+    work; the first word is looked up on PATH."""
     command = cc or os.environ.get('CC') or 'cc'
-    path = shutil.which(command)
+    try:
+        words = shlex.split(command)
+    except ValueError as error:
+        raise CompilerNotFound(f'cannot read the compiler command {command!r}: {error}') from None
+    path = shutil.which(words[0]) if words else None
     if path is None:
         raise CompilerNotFound(
             f"no C compiler found (looked for {command!r}{' from $CC' if not cc and 'CC' in os.environ else ''}"
             "). Install one (Debian/Ubuntu: apt-get install gcc; macOS: xcode-select --install) "
             "or use backend='python'.")
-    return path
+    return [path] + words[1:]
 
 
 def cache_key(source, compiler, flags):
     """Hash of everything that determines the library: source, compiler identity (its real
     path, size and mtime, so a cache hit runs no compiler), flags and codegen version."""
-    real = os.path.realpath(compiler)
+    real = os.path.realpath(compiler[0])
     stat = os.stat(real)
-    identity = [source, real, stat.st_size, stat.st_mtime_ns, list(flags), VERSION,
-                generator_fingerprint()]
+    identity = [source, real, compiler[1:], stat.st_size, stat.st_mtime_ns, list(flags),
+                VERSION, generator_fingerprint()]
     if any('native' in flag for flag in flags):  # code for this CPU only
         identity.append(_cpu_identity())
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
@@ -263,9 +354,18 @@ def _cpu_identity():
 def cache_dir():
     """$MICROGRAD_CACHE, else $XDG_CACHE_HOME/micrograd, else ~/.cache/micrograd; created
     private (0700), and refused if someone else owns it or can write to it."""
+    variable = 'MICROGRAD_CACHE' if os.environ.get('MICROGRAD_CACHE') else None
     root = os.environ.get('MICROGRAD_CACHE') or os.path.join(
         os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'micrograd')
-    os.makedirs(root, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        if not os.path.isdir(root):
+            raise FileExistsError(f'{root} exists and is not a directory')
+    except OSError as error:
+        where = f' (from ${variable})' if variable else ''
+        raise BuildError(f'cannot use {root}{where} as the compiler cache directory: '
+                         f'{error.strerror or error}. Point $MICROGRAD_CACHE at a directory '
+                         f'(it is created if missing).') from None
     info = os.stat(root)
     if info.st_uid != os.getuid() or info.st_mode & 0o022:
         raise BuildError(f'refusing to use cache directory {root}: it must belong to you and '
@@ -281,7 +381,7 @@ def compile_cached(source, compiler, flags, key):
     if os.path.exists(library):
         return library
     c_path = os.path.join(root, key + '.c')
-    _write_atomically(c_path, source)
+    _write_atomically(c_path, _with_key(source, key))
     return _build_library(key, compiler, flags, [c_path], c_path)
 
 
@@ -306,11 +406,19 @@ def _recipe_path(recipe, flags, cc):
     return os.path.join(cache_dir(), cache_key(recipe, find_compiler(cc), flags) + '.recipe')
 
 
-def _write_atomically(path, text):
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    with os.fdopen(handle, 'w') as file:
-        file.write(text)
-    os.replace(temporary, path)
+def _write_atomically(path, text, mode=None):
+    """Write to a temporary file beside `path`, then rename: readers see all or nothing.
+    mode=None keeps mkstemp's owner-only 0600 (the private cache)."""
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or '.', suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'w') as file:
+            file.write(text)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def jit(outputs, inputs, wrt=None, backend='c', optimize=True, n_params=0, name='f', **options):
@@ -332,14 +440,25 @@ def jit(outputs, inputs, wrt=None, backend='c', optimize=True, n_params=0, name=
 def save(program, path, n_params=0):
     """Write standalone source for `program`: `.py` for Python, `.c` (+ `.h`) for C."""
     path = os.fspath(path)
-    if path.endswith('.py'):
-        _write_atomically(path, to_python(program))
-    elif path.endswith('.c'):
-        _write_atomically(path, to_c(program, n_params))
-        _write_atomically(path[:-2] + '.h', c_header(program))
-    else:
+    suffix = os.path.splitext(path)[1].lower()  # X.C is a C file too
+    if suffix not in ('.py', '.c'):
         raise ValueError(f'save() writes .py or .c files, not {path!r}')
+    files = [(path, to_python(program))] if suffix == '.py' else \
+        [(path, to_c(program, n_params)), (path[:-2] + '.h', c_header(program))]
+    for name, text in files:
+        _save_file(name, text)
     return path
+
+
+def _save_file(path, text):
+    """Write a file meant to be shipped: readable as the umask allows (0644 under 022), like
+    any file a program creates; an error names `path`, not the temporary file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        _write_atomically(path, text, mode=0o666 & ~umask)
+    except OSError as error:
+        raise OSError(error.errno, f'cannot write {path}: {error.strerror}', path) from None
 
 
 def c_header(program):

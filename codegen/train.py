@@ -12,17 +12,18 @@ scales each row's gradient by 1/n before summing rows (in reverse order) and C s
 """
 import ctypes
 import functools
+import math
 import random
 import sys
 import time
 
 from micrograd.engine import Value
 
-from micrograd.optim import SGD, clip_grad_norm, clip_grad_value
+from micrograd.optim import SGD, clip_grad_norm, clip_grad_value, grad_norm
 
-from codegen import abi
+from codegen import abi, validate
 from codegen.build import (DEFAULT_FLAGS, FAST_FLAGS, build, cached_library, compile_source,
-                           remember_library)
+                           load_library, remember_library)
 from codegen.emit_c import to_c
 from codegen.ir import format as format_program
 from codegen.grad import grad
@@ -97,6 +98,8 @@ class Trainer:
             raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
         self.model, self.mean = model, reduction == 'mean'
         self.parameters = list(model.parameters())
+        n_features = validate.count(n_features, 'n_features', 0)
+        n_targets = validate.count(n_targets, 'n_targets', 1)
         self.n_params, self.n_features = len(self.parameters), n_features
         self.n_targets, self.row_size = n_targets, n_features + n_targets
         self._trace(sample_loss, batch_loss)
@@ -111,7 +114,7 @@ class Trainer:
         self.lanes, self.threads = (FAST_LANES, FAST_THREADS) if fast else (1, 1)
         self.flags = flags or (FAST_FLAGS if fast else DEFAULT_FLAGS)
         self.path = self._library()
-        self._bind(ctypes.CDLL(self.path))
+        self._bind(load_library(self.path, rebuild=self._library))  # heals a bad cache file
         self.params = (ctypes.c_double * max(self.n_params, 1))(*self.params)
         self.velocity = (ctypes.c_double * max(self.n_params, 1))()
 
@@ -121,8 +124,10 @@ class Trainer:
         features = [Value(0.0, label=f'x{i}') for i in range(self.n_features)]
         targets = [Value(0.0, label=f'y{i}') for i in range(self.n_targets)]
         loss = sample_loss(self.model, features, targets[0] if self.n_targets == 1 else targets)
+        loss = validate.loss_value(loss, 'sample_loss')
         self.traced_sample = trace(loss, self.parameters + features + targets, 'sample')
-        extra = batch_loss(self.parameters) if batch_loss else Value(0.0)
+        extra = validate.loss_value(batch_loss(self.parameters), 'batch_loss') if batch_loss \
+            else Value(0.0)
         self.traced_extra = trace(extra, self.parameters, 'extra_term')
 
     # The programs are derived on first use: a cache hit needs only the traced ones.
@@ -164,10 +169,10 @@ class Trainer:
         self.extra_fn = build(self.extra, 'python')
         self.optimizer = SGD(self.parameters, lr=0.0)
 
-    def _python_step(self, rows, lr, momentum, weight_decay, clip_value, clip_norm):
+    def _python_step(self, batch, lr, momentum, weight_decay, clip_value, clip_norm):
         params = [p.data for p in self.parameters]
-        sums = self.sample_fn.sum(params, rows)
-        scale = 1.0 / len(rows) if self.mean else 1.0
+        sums = self.sample_fn.sum(params, batch.as_lists())
+        scale = 1.0 / len(batch) if self.mean else 1.0
         loss, extra = sums[0] * scale, self.extra_fn(*params)
         for p, total, term in zip(self.parameters, sums[1:], extra[1:]):
             p.grad = total * scale + term if self.has_extra else total * scale
@@ -176,6 +181,8 @@ class Trainer:
         if clip_value is not None:
             clip_grad_value(self.parameters, clip_value)
         if clip_norm is not None:
+            if not math.isfinite(grad_norm(self.parameters)):
+                raise ValueError(validate.NORM_NOT_FINITE)
             clip_grad_norm(self.parameters, clip_norm)
         self.optimizer.lr, self.optimizer.momentum = lr, momentum
         self.optimizer.weight_decay = weight_decay
@@ -204,33 +211,35 @@ class Trainer:
         return build(self.predictor, 'c', self.n_params, DEFAULT_FLAGS, self.cc)
 
     def rows(self, rows):
-        """Rows (features..., target) as one C array, to pass to `step` many times."""
-        if self.backend == 'python':
-            return [[float(v) for v in _checked(row, self.row_size)] for row in rows]
-        flat = [float(v) for row in rows for v in _checked(row, self.row_size)]
-        return (ctypes.c_double * max(len(flat), 1))(*flat), len(flat) // self.row_size
+        """Rows (features..., targets...) checked and converted once, to pass to `step` many
+        times: a `validate.Rows` on every backend. Numbers as `Value` takes them (not bools),
+        finite; a 2-D numpy array of float64 is used as it is."""
+        return validate.rows(rows, self.row_size)
 
     def step(self, batch, lr, momentum=0.0, weight_decay=0.0, clip_value=None, clip_norm=None):
-        """One SGD step on `batch` (from `rows`); returns the loss before the update."""
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError('lr, momentum and weight_decay must be >= 0')
+        """One SGD step on `batch` (rows, or `rows(...)`); returns the loss before the update.
+        clip_value, clip_norm: None (off) or >= 0. Everything is checked before any number
+        changes: a refused step leaves parameters and momentum as they were."""
+        batch = self.rows(batch)
+        settings = validate.step_settings(lr, momentum, weight_decay, clip_value, clip_norm)
+        if not len(batch):
+            raise ValueError('the batch is empty: a step needs at least one row')
         if self.backend == 'python':
-            return self._python_step(self.rows(batch), lr, momentum, weight_decay, clip_value,
-                                     clip_norm)
-        data, n = batch if isinstance(batch, tuple) else self.rows(batch)
+            return self._python_step(batch, *settings)
+        lr, momentum, weight_decay, clip_value, clip_norm = settings
         settings = (ctypes.c_double * 6)(lr, momentum, weight_decay,
                                          -1.0 if clip_value is None else clip_value,
                                          -1.0 if clip_norm is None else clip_norm, self.mean)
         status = ctypes.c_int(0)
-        loss = self._step(self.params, self.velocity, data, n, settings, ctypes.byref(status))
+        loss = self._step(self.params, self.velocity, batch.pointer(), len(batch), settings,
+                          ctypes.byref(status))
         if status.value:
-            raise ValueError('clip_norm: the gradient norm is not finite; clipping cannot '
-                             'repair an inf or nan gradient')
+            raise ValueError(validate.NORM_NOT_FINITE)
         return loss
 
     def predict(self, features):
         """Model outputs for each row of features, computed with the current parameters."""
-        rows = [_checked(r, self.n_features) for r in features]
+        rows = validate.rows(features, self.n_features, 'feature row', finite=False).as_lists()
         return self.predict_fn.batch(list(self._current_parameters()), rows)
 
     def _current_parameters(self):
@@ -240,28 +249,30 @@ class Trainer:
             **update):
         """Epochs of mini-batch SGD. lr is a number or a function of the step index.
         shuffle: a random.Random (or seed) to reorder rows each epoch; metric(trainer, rows)
-        -> float, reported per epoch under the function's name. Returns the list of per-step losses."""
-        rows = [list(r) for r in rows]
-        batch_size = batch_size or len(rows)
+        -> float, reported per epoch under the function's name. batch_size: None for all rows
+        in one batch, else a whole number >= 1 (more than the rows: one batch of all of them).
+        Everything, every step's rate included, is checked before the first step. Returns the
+        list of per-step losses."""
+        data = self.rows(rows)
+        epochs, batch_size, rates = validate.fit_plan(len(data), epochs, lr, batch_size, update)
         rng = random.Random(shuffle) if isinstance(shuffle, int) else shuffle
+        order = list(range(len(data)))
         losses, step = [], 0
-        batches = [self.rows(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+        batches = data.batches(batch_size)
         for epoch in range(epochs):
             if rng is not None:
-                rng.shuffle(rows)
-                batches = [self.rows(rows[i:i + batch_size])
-                           for i in range(0, len(rows), batch_size)]
+                rng.shuffle(order)
+                batches = data.take(order).batches(batch_size)
             start = time.perf_counter()
             for batch in batches:
-                rate = lr(step) if callable(lr) else lr
-                losses.append(self.step(batch, rate, **update))
+                losses.append(self.step(batch, rates[step], **update))
                 step += 1
             seconds = time.perf_counter() - start
             if verbose:
                 name = getattr(metric, '__name__', 'metric')
-                shown = f', {name} {metric(self, rows):.4f}' if metric else ''
+                shown = f', {name} {metric(self, data.as_lists()):.4f}' if metric else ''
                 print(f'epoch {epoch + 1}/{epochs}: loss {losses[-1]:.6f}{shown}, '
-                      f'{len(rows) / seconds:,.0f} samples/s', file=sys.stdout)
+                      f'{len(data) / seconds:,.0f} samples/s', file=sys.stdout)
         return losses
 
     def write_back(self):
@@ -277,13 +288,3 @@ class Trainer:
 def _gradient_program(program, n_params):
     """The program plus gradients of its output with respect to its first n_params inputs."""
     return optimize(grad(program, program.inputs[:n_params]))
-
-
-def _checked(row, n):
-    row = list(row)
-    if len(row) != n:
-        raise ValueError(f'a row has {len(row)} values, expected {n}')
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
-        raise TypeError(f'rows must hold numbers, got {row!r:.80}')
-    return row
-

@@ -9,6 +9,7 @@ Needs scikit-learn for the data (`pip install scikit-learn`; load_digits ships w
 Run: python examples/digits_cnn.py [--epochs N]
 """
 import argparse
+import functools
 import math
 import random
 import time
@@ -16,6 +17,7 @@ import time
 from codegen.train import Trainer
 from micrograd.engine import Value
 from micrograd.nn import Conv2d, Flatten, Layer, MaxPool2d, Sequential
+from micrograd.ops import MAX
 
 N_CLASSES = 10
 
@@ -51,12 +53,11 @@ class Digits:
 
 def cross_entropy(model, pixels, one_hot):
     """-log softmax(logits)[target] = logsumexp(logits) - sum_j y_j z_j, shifted by the largest
-    logit so exp never overflows (the shift cancels exactly in value and gradient)."""
+    logit so exp never overflows (the shift cancels in value and, up to rounding, in gradient).
+    The largest logit is the op table's `max`, part of the graph: the compiled loss computes it
+    for every sample (reading `.data` here would freeze the one seen while tracing)."""
     logits = model(pixels)
-    shift = logits[0]
-    for z in logits[1:]:
-        a_wins = (z - shift).step()
-        shift = z * a_wins + shift * (1.0 - a_wins)
+    shift = functools.reduce(MAX, logits)
     log_norm = sum((z - shift).exp() for z in logits).log()
     return log_norm - sum(y * (z - shift) for y, z in zip(one_hot, logits))
 

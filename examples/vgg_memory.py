@@ -62,10 +62,17 @@ def measure_bytes_per_node():
     tracemalloc.start()
     outputs = Flatten()(conv(image))
     forward_bytes, _ = tracemalloc.get_traced_memory()
-    tracemalloc.reset_peak()
+    if hasattr(tracemalloc, 'reset_peak'):
+        tracemalloc.reset_peak()
+        still_alive = 0
+    else:  # Python 3.8 has no reset_peak: trace afresh and add the forward graph, still alive
+        tracemalloc.stop()
+        tracemalloc.start()
+        still_alive = forward_bytes
     loss = sum(outputs[1:], outputs[0])
     loss.backward()
     _, backward_peak = tracemalloc.get_traced_memory()
+    backward_peak += still_alive
     tracemalloc.stop()
     inputs = {id(v) for channel in image for row in channel for v in row}
     nodes = sum(1 for v in topo_order([loss]) if id(v) not in inputs)

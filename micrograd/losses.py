@@ -4,10 +4,12 @@ Losses take a model's outputs (a list of Values, or one bare Value as a one-outp
 and the targets (numbers), and return one Value to call `backward()` on. Metrics take plain
 numbers or Values and return a float.
 """
+import functools
 import math
 import numbers
 
 from micrograd.engine import Value
+from micrograd.ops import MAX
 
 
 def _as_list(outputs):
@@ -97,13 +99,20 @@ def l2_penalty(parameters, alpha):
 
 # ---- several classes -------------------------------------------------------------------------
 
+def _maximum(values):
+    """The largest of `values` as a graph node (the op table's max), not a number read from
+    `.data`: a traced program then computes it from its inputs instead of freezing the value
+    seen when it was traced."""
+    return functools.reduce(MAX, values)
+
+
 def softmax(logits):
-    """exp(z_i) / sum_j exp(z_j), shifted by max(z) so exp never overflows (the shift is a
-    constant: it changes neither the result nor the gradient)."""
+    """exp(z_i) / sum_j exp(z_j), shifted by max(z) so exp never overflows (the shift cancels
+    in the result and, up to rounding, in the gradient)."""
     logits = _as_list(logits)
     if not logits:
         raise ValueError('softmax: needs at least one logit')
-    shift = max(_data(z) for z in logits)
+    shift = _maximum(logits)
     exps = [(z - shift).exp() for z in logits]
     norm = _total(exps)
     return [e / norm for e in exps]
@@ -116,7 +125,7 @@ def softmax_cross_entropy(logits, target):
     if not isinstance(target, numbers.Integral) or not 0 <= target < len(logits):
         raise ValueError(f'softmax_cross_entropy: target must be a class index in '
                          f'0..{len(logits) - 1}, got {target!r}')
-    shift = max(_data(z) for z in logits)
+    shift = _maximum(logits)
     log_norm = _total([(z - shift).exp() for z in logits]).log()
     return log_norm - (logits[target] - shift)
 

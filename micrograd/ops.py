@@ -55,6 +55,10 @@ def _relu(x):
     return 0.0 if x < 0.0 else x  # micrograd's form: nan passes through
 
 
+def _max(a, b):
+    return a if a > b or a != a else b  # nan if either is nan; a tie gives b
+
+
 def _step(x):
     return 1.0 if x > 0.0 else 0.0  # Heaviside with step(0) = 0, the derivative of relu
 
@@ -91,6 +95,13 @@ STEP = Op('step', 'step', 1, _step, lambda a, out: (None,),
           '(1.0 if {0} > 0.0 else 0.0)', c='({0} > 0.0 ? 1.0 : 0.0)')
 SIGN = Op('sign', 'sign', 1, ieee.sign, lambda a, out: (None,),
           'sign({0})', c='({0} > 0.0 ? 1.0 : ({0} < 0.0 ? -1.0 : {0}))')
+# The larger of two, so library code (softmax's shift) can take a maximum inside the graph
+# instead of reading `.data` at trace time. Its subgradient goes to the argument it returned
+# (b on a tie, as the forward): step(a - b) is 1 exactly when a > b.
+MAX = Op('max', 'max', 2, _max,
+         lambda a, b, out: (STEP(a - b), 1.0 - STEP(a - b)),
+         '({0} if {0} > {1} or {0} != {0} else {1})',
+         c='({0} > {1} || {0} != {0} ? {0} : {1})')
 
 OPS = {op.name: op for op in (ADD, SUB, MUL, DIV, NEG, POW, POWV, EXP, LOG, TANH, SIGMOID,
-                              RELU, ABS, STEP, SIGN)}
+                              RELU, ABS, STEP, SIGN, MAX)}

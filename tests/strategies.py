@@ -54,6 +54,9 @@ DOMAINS = {
     'abs': Domain((AWAY_FROM_0,)),
     'step': Domain((AWAY_FROM_0,)),
     'sign': Domain((AWAY_FROM_0,)),
+    # max is smooth where its arguments never meet: the first is far on either side of the
+    # second, so each argument wins somewhere.
+    'max': Domain((((-10.0, -5.0), (5.0, 10.0)), ((-2.0, 2.0),))),
 }
 
 

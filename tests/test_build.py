@@ -79,8 +79,8 @@ def test_a_parameter_count_outside_the_inputs_is_refused_when_building(backend, 
 def test_generated_python_shows_its_own_lines_in_tracebacks():
     # Debuggable: the source is registered with linecache under the module's filename.
     f = codegen.build(neuron_program(), 'python')
-    with pytest.raises(TypeError) as raised:
-        f('not a number', 2.0, -1.0)
+    with pytest.raises(TypeError) as raised:  # the generated function itself: the call checks
+        f._function('not a number', 2.0, -1.0)  # its inputs before it gets there
     last = traceback.extract_tb(raised.value.__traceback__)[-1]
     assert last.filename.startswith('<codegen neuron')
     assert last.line == 'v0 = w * x'
@@ -144,8 +144,9 @@ def test_the_cache_key_changes_with_the_source_and_the_flags():
 def test_the_library_and_its_source_are_kept_side_by_side_in_the_cache(private_cache):
     f = build_c(neuron_program())
     assert os.path.dirname(f.path) == str(private_cache)
-    with open(f.path[:-len('.so')] + '.c') as source:
-        assert source.read() == f.source
+    key = os.path.basename(f.path)[:-len('.so')]
+    with open(f.path[:-len('.so')] + '.c') as source:  # the source, and its own cache key
+        assert source.read() == build_module._with_key(f.source, key)
     assert not [name for name in os.listdir(private_cache) if name.endswith('.tmp')]
 
 

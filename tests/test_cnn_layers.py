@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import torch_oracle
 from micrograd.engine import Value
 from micrograd.nn import (Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Concat, Conv2d,
                           Dropout, Flatten, GlobalAvgPool2d, Layer, MaxPool2d, Residual,
@@ -39,7 +40,7 @@ def close(a, b, tol=1e-9):
 
 @pytest.fixture(scope='module')
 def torch():
-    torch = pytest.importorskip('torch')
+    torch = torch_oracle.import_torch()
     torch.set_default_dtype(torch.float64)
     return torch
 

@@ -13,8 +13,8 @@ import needs
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-def run(script, *args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run(script, *args, timeout=600, **environment):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **environment)
     result = subprocess.run([sys.executable, str(ROOT / 'examples' / script), *args],
                             capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -67,6 +67,17 @@ def test_the_decision_boundary_grid_covers_the_data_with_a_margin():
     values = [-1.1, 0.3, 2.15]
     axis = grid_axis(values)
     assert axis[0] < min(values) and axis[-1] > max(values) and len(axis) == 60
+
+
+def test_the_demo_without_a_c_compiler_skips_the_c_row_and_writes_the_rest(tmp_path):
+    out = run('demo.py', '--steps', '3', '--out', str(tmp_path),
+              CC=str(tmp_path / 'no-compiler-here'))
+    assert 'generated C        skipped: no C compiler found' in out
+    assert "backend='python'" in out  # the reason says what to do
+    assert 'loss curves: engine, generated Python agree' in out
+    for name in ('readme.svg', 'neuron.svg', 'model_collapsed.svg', 'mlp_clustered.svg',
+                 'moons_sample.py', 'moons_sample.c', 'moons_sample.h'):
+        assert (tmp_path / name).stat().st_size > 0, name
 
 
 @pytest.mark.needs_cc

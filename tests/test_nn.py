@@ -11,6 +11,7 @@ import sys
 import pytest
 from hypothesis import given, strategies as st
 
+import reference_micrograd
 from micrograd.engine import Value, topo_order
 from micrograd.gradcheck import gradcheck
 from micrograd.losses import perceptron_loss
@@ -18,7 +19,6 @@ from micrograd.nn import MLP, Layer, Module, Neuron, Perceptron
 from micrograd.optim import SGD
 
 ROOT = pathlib.Path(__file__).parent.parent
-REFERENCE = pathlib.Path(os.environ.get('MICROGRAD_REFERENCE', '/tmp/mg'))
 
 finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 
@@ -116,14 +116,19 @@ def _close(a, b):
     return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b)) + 1e-15
 
 
-@pytest.mark.skipif(not (REFERENCE / 'micrograd' / 'nn.py').exists(),
-                    reason=f'micrograd 0.1.0 not found at {REFERENCE} (set MICROGRAD_REFERENCE '
-                           f'to a directory holding its micrograd/ package, e.g. from '
-                           f'`pip download micrograd==0.1.0`)')
-def test_same_weights_outputs_and_gradients_as_micrograd_0_1_0(tmp_path):
-    theirs = _run_compat_script(REFERENCE, tmp_path)
+@pytest.fixture(scope='module')
+def reference_root():
+    """A directory holding micrograd 0.1.0's package, shared with tests/test_compat.py."""
+    try:
+        return reference_micrograd.package_root()
+    except OSError as error:
+        reference_micrograd.unavailable(error)
+
+
+def test_same_weights_outputs_and_gradients_as_micrograd_0_1_0(reference_root, tmp_path):
+    theirs = _run_compat_script(reference_root, tmp_path)
     ours = _run_compat_script(ROOT, tmp_path)
-    assert theirs['file'].startswith(str(REFERENCE))  # really two different implementations
+    assert theirs['file'].startswith(str(reference_root))  # really two different implementations
     assert ours['file'].startswith(str(ROOT))
     assert len(ours['models']) == len(theirs['models']) == 12
     for mine, ref in zip(ours['models'], theirs['models']):

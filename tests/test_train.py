@@ -154,7 +154,8 @@ def test_a_second_trainer_for_the_same_model_runs_no_compiler(monkeypatch):
 
 
 @pytest.mark.parametrize('bad, message', [
-    (dict(lr=-0.1), 'must be >= 0'), (dict(lr=0.1, momentum=-1.0), 'must be >= 0')])
+    (dict(lr=-0.1), 'lr must be a finite number >= 0'),
+    (dict(lr=0.1, momentum=-1.0), 'momentum must be a finite number >= 0')])
 def test_bad_settings_are_refused(bad, message):
     trainer = Trainer(model(), sample_loss, 2)
     with pytest.raises(ValueError, match=message):
