@@ -1,4 +1,4 @@
-"""C source text that every C emitter shares: float literals and the row-by-row batch loop."""
+"""C source text that every C emitter shares: float literals, helpers, the row-by-row batch loop."""
 
 
 def literal(x):
@@ -21,3 +21,15 @@ void {name}_batch(const double *params, const double *data, double *out, long n)
   for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
 }}
 '''
+
+
+OPAQUE = """/* pow's exponent as a value the compiler cannot see: it would turn pow(x, 2.0) into x*x and
+ * pow(x, -1.0) into 1.0/x, which can differ from libm's pow (and so from the engine) in the last
+ * bit. */
+static double mg_opaque(double x) { volatile double v = x; return v; }
+"""
+
+
+def helpers(ops):
+    """C helpers the templates of `ops` call (only those, or -Wall warns of unused ones)."""
+    return OPAQUE if any('mg_opaque' in op.c for op in ops) else ''

@@ -27,18 +27,12 @@ class Op:
     fwd(*xs[, p])        forward value on floats (IEEE-safe)
     grad(*xs, out[, p])  tuple of partials d out / d x_i; None where no gradient flows
     py, c                expression templates over atoms {0}, {1} and the parameter {p}
-    c_given(p)           optional: the C template when p is known as the code is written
     """
 
-    def __init__(self, name, symbol, arity, fwd, grad, py, c=None, param=False, c_given=None):
+    def __init__(self, name, symbol, arity, fwd, grad, py, c=None, param=False):
         self.name, self.symbol, self.arity, self.param = name, symbol, arity, param
         self.fwd, self.grad = fwd, grad
         self.py, self.c = py, c if c is not None else py
-        self._c_given = c_given  # p -> C template, when the parameter is known when emitting
-
-    def c_with(self, p):
-        """The C template for this instruction's parameter p (a known number)."""
-        return self._c_given(p) if self._c_given and p is not None else self.c
 
     def __call__(self, *args, p=None):
         # JAX's `bind` in three lines: a graph argument records the op, floats just compute.
@@ -73,16 +67,15 @@ DIV = Op('div', '/', 2, ieee.div,
          lambda a, b, out: (DIV(1.0, b), -DIV(out, b)),            # d(a/b) = 1/b, -a/b**2
          'div({0}, {1})', c='{0} / {1}')
 NEG = Op('neg', 'neg', 1, operator.neg, lambda a, out: (-1.0,), '-{0}')
-# C: squares and reciprocals spelled out as ieee.pow computes them, whether or not the exponent
-# is a literal the compiler could fold (it folds pow(x, 2.0) into x*x, but not a variable's 2.0).
-C_POW = '({1} == 2.0 ? {0} * {0} : ({1} == -1.0 ? 1.0 / {0} : pow({0}, {1})))'
+# C: the exponent reaches libm's pow through mg_opaque (a volatile copy, defined by the C
+# emitters), because compilers fold pow(x, 2.0) into x*x and pow(x, -1.0) into 1.0/x, which can
+# differ from pow in the last bit; the engine and generated Python call libm's pow.
 POW = Op('pow', '**{p}', 1, ieee.pow,                               # exponent is a constant
          lambda a, out, p: (p * POW(a, p=p - 1.0),),
-         'pow({0}, {p})', c=C_POW.replace('{1}', '{p}'), param=True,
-         c_given=lambda p: {2.0: '{0} * {0}', -1.0: '1.0 / {0}'}.get(p, 'pow({0}, {p})'))
+         'pow({0}, {p})', c='pow({0}, mg_opaque({p}))', param=True)
 POWV = Op('powv', '**', 2, ieee.pow,                                # exponent is a Value too
           lambda a, b, out: (b * POWV(a, b - 1.0), LOG(a) * out),  # d(a**b)/db = log(a) a**b
-          'pow({0}, {1})', c=C_POW)
+          'pow({0}, {1})', c='pow({0}, mg_opaque({1}))')
 EXP = Op('exp', 'exp', 1, ieee.exp, lambda a, out: (out,), 'exp({0})')
 LOG = Op('log', 'log', 1, ieee.log, lambda a, out: (DIV(1.0, a),), 'log({0})')
 TANH = Op('tanh', 'tanh', 1, math.tanh, lambda a, out: (1.0 - out * out,), 'tanh({0})')

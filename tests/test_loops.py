@@ -265,3 +265,20 @@ def test_two_threads_give_the_bits_of_one(tmp_path, monkeypatch):
     assert 'omp parallel' in two.source
     assert_same(ordered_sum(program, params, rows), two.sum(params, rows), 'two threads')
     assert_same(one.sum(params, rows), two.sum(params, rows), 'one and two threads')
+
+
+@pytest.mark.parametrize('exponent, x', [(2.0, -0.8843031552730771), (-1.0, 1.7057948661909368)])
+def test_powers_the_compiler_could_fold_stay_libms_pow(exponent, x, tmp_path, monkeypatch):
+    """gcc turns pow(x, 2.0) into x*x and pow(x, -1.0) into 1.0/x; at these x libm's pow (the
+    engine's, micrograd's) differs from those in the last bit, so the C must still call pow."""
+    use_private_cache(tmp_path, monkeypatch)
+    assert math.pow(x, exponent) != (x * x if exponent == 2.0 else 1.0 / x)  # the witness
+    a, b = Value(x, label='a'), Value(exponent, label='b')
+    outs = [a ** exponent, a ** b]  # a constant exponent (pow) and a Value one (powv)
+    program = codegen.trace(outs, [a, b])
+    for options in ({'loop_level': False}, {'loop_level': False, 'lanes': 4},
+                    {'loop_level': True}):
+        compiled = codegen.build(program, 'c', **options)
+        assert_same([o.data for o in outs], compiled(x, exponent), f'{options}')
+        assert_same([o.data for o in outs], compiled.batch([], [[x, exponent]] * 5)[4],
+                    f'{options} batch')

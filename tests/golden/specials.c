@@ -58,6 +58,10 @@
  */
 #include <math.h>
 #include <stdlib.h>
+/* pow's exponent as a value the compiler cannot see: it would turn pow(x, 2.0) into x*x and
+ * pow(x, -1.0) into 1.0/x, which can differ from libm's pow (and so from the engine) in the last
+ * bit. */
+static double mg_opaque(double x) { volatile double v = x; return v; }
 static void specials_row(const double *mg_p, const double *mg_x, double *mg_out) {
   (void)mg_p; (void)mg_x;
   const double x = mg_x[0];
@@ -69,7 +73,7 @@ static void specials_row(const double *mg_p, const double *mg_x, double *mg_out)
   const double v4 = v1 + v3;
   const double v5 = -x;
   const double v6 = 1.0 / (1.0 + exp(-v5));
-  const double v7 = pow(v6, 3.0);
+  const double v7 = pow(v6, mg_opaque(3.0));
   const double v8 = v4 - v7;
   const double v9 = (v8 > 0.0 ? 1.0 : 0.0);
   const double v10 = v9 * (-INFINITY);
@@ -79,7 +83,7 @@ static void specials_row(const double *mg_p, const double *mg_x, double *mg_out)
   const double v14 = v10 + v13;
   const double v15 = v14 + NAN;
   const double v16 = v15 + (-0.0);
-  const double v17 = (x == 2.0 ? 2.0 * 2.0 : (x == -1.0 ? 1.0 / 2.0 : pow(2.0, x)));
+  const double v17 = pow(2.0, mg_opaque(x));
   const double v18 = exp(v17);
   const double v19 = v16 + v18;
   /* grad of: v17 = powv 2.0 x */
@@ -91,7 +95,7 @@ static void specials_row(const double *mg_p, const double *mg_x, double *mg_out)
   const double t7 = t6 * 5e-324;
   const double g_y = 0.0 + t7;
   /* grad of: v7 = pow[p=3.0] v6 */
-  const double t9 = v6 * v6;
+  const double t9 = pow(v6, mg_opaque(2.0));
   const double t10 = 3.0 * t9;
   const double g_v6 = t10 * (-0.0);
   /* grad of: v6 = sigmoid v5 */
