@@ -89,9 +89,8 @@ def ratios(run):
     other_flags = faster(run, 'W1', 'c-fast', 'casadi-c', 'generated C `fast=True`',
                          "CasADi's generated C")
     if other_flags:
-        out.append(f'W1: {other_flags} (not like for like: the fast build has -O3 '
-                   f'-march=native, 4 SIMD lanes and 2 threads; CasADi\'s C the default flags '
-                   f'and one thread)')
+        out.append(f'W1: {other_flags} (not like for like: the fast build may use 2 threads '
+                   f'(OpenMP); CasADi\'s C runs on one)')
     for theirs, their_name in (('micrograd', 'micrograd 0.1.0'), ('engine', 'this engine')):
         phrase = faster(run, 'W1', 'python', theirs, 'generated Python', their_name)
         if phrase:
