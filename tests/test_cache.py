@@ -6,6 +6,7 @@ working library (and the right numbers), never a raw OSError or AttributeError. 
 each time, because a process that loaded a library keeps it.
 """
 import os
+import random
 import subprocess
 import sys
 
@@ -13,7 +14,9 @@ import pytest
 
 import codegen
 from codegen import cache
+from codegen.train import Trainer
 from codegen_support import build_module
+from micrograd.nn import MLP
 
 pytestmark = pytest.mark.needs_cc
 
@@ -146,3 +149,20 @@ def test_the_cache_command_runs_as_a_module(tmp_path):
 def test_the_tests_never_use_the_users_cache():
     home_cache = os.path.join(os.path.expanduser('~'), '.cache')
     assert not build_module.cache_dir().startswith(home_cache)  # conftest chose a temporary one
+
+
+def test_an_edited_code_generator_never_loads_a_library_the_old_one_wrote(tmp_path, monkeypatch):
+    """A Trainer finds its library from the traced programs, before generating any source: so
+    the key must change with the generator's own source, or an edited emitter keeps running
+    the code its previous version wrote."""
+    monkeypatch.setenv('MICROGRAD_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setattr(build_module, '_loaded', {})
+
+    def trainer():
+        random.seed(7)
+        return Trainer(MLP(2, [3, 1]), lambda m, x, y: (m(x) - y) ** 2, n_features=2)
+
+    first = trainer().path
+    assert trainer().path == first  # the same generator: a cache hit
+    monkeypatch.setattr(build_module, 'generator_fingerprint', lambda: 'an edited generator')
+    assert trainer().path != first
