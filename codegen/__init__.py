@@ -15,7 +15,7 @@ from codegen.grad import grad  # noqa: E402
 from codegen.passes import optimize  # noqa: E402
 from codegen.emit_python import to_python  # noqa: E402
 from codegen.emit_c import to_c  # noqa: E402
-from codegen import loops  # noqa: E402  (the loop level: codegen.loops.lower(program))
+from codegen import loops  # noqa: E402,F401  (the loop level: codegen.loops.lower(program))
 from codegen.build import (BuildError, CompileError, CompilerNotFound, Compiled,  # noqa: E402
                            build, jit, save)
 

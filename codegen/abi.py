@@ -26,7 +26,8 @@ GENERATED_NAMES = set('''math inf nan copysign floor fabs tanh exp log pow div s
     params data out row i k n main malloc free'''.split())
 C_KEYWORDS = set('''auto break case char const continue default do double else enum extern float
     for goto if inline int long register restrict return short signed sizeof static struct switch
-    typedef union unsigned void volatile while _Bool _Complex _Imaginary NULL INFINITY NAN'''.split())
+    typedef union unsigned void volatile while _Bool _Complex _Imaginary NULL INFINITY
+    NAN'''.split())
 # Object-like macros of <math.h>, <stdlib.h> and GNU C that are not all capitals (those are
 # refused wholesale: M_PI, HUGE_VAL, FP_NAN, EXIT_SUCCESS, ...).
 C_LOWERCASE_MACROS = {'linux', 'unix', 'i386', 'i686', 'math_errhandling', 'errno'}

@@ -11,7 +11,6 @@ def literal(x):
     return f'({text})' if text.startswith('-') else text
 
 
-
 def row_by_row_batch(program, n_params):
     """`NAME_batch`: each data row through `NAME_row`."""
     name, n_out, n_data = program.name, len(program.outputs), len(program.inputs) - n_params
@@ -23,9 +22,10 @@ void {name}_batch(const double *params, const double *data, double *out, long n)
 '''
 
 
-OPAQUE = """/* pow's exponent as a value the compiler cannot see: it would turn pow(x, 2.0) into x*x and
- * pow(x, -1.0) into 1.0/x, which can differ from libm's pow (and so from the engine) in the last
- * bit. */
+OPAQUE = """
+/* pow's exponent as a value the compiler cannot see: it would turn pow(x, 2.0) into x*x and
+ * pow(x, -1.0) into 1.0/x, which can differ from libm's pow (and so from the engine) in the
+ * last bit. */
 static double mg_opaque(double x) { volatile double v = x; return v; }
 """
 

@@ -15,11 +15,13 @@ NATIVE = {'add', 'sub', 'mul', 'div', 'neg'}  # C templates that are valid on GC
 
 
 def lane_helper(op):
-    """`static inline mg_vd mg_v_<op>(mg_vd a0, mg_vd a1, double p)`: the scalar template per lane."""
+    """`static inline mg_vd mg_v_<op>(mg_vd a0, mg_vd a1, double p)`: the scalar template per
+    lane."""
     params = ', '.join(f'mg_vd a{i}' for i in range(op.arity)) + (', double p' if op.param else '')
     expr = op.c.format(*(f'a{i}[l]' for i in range(op.arity)), p='p')
     return (f'static inline mg_vd mg_v_{op.name}({params}) {{\n'
-            f'  mg_vd r; int l;\n  for (l = 0; l < MG_LANES; l++) r[l] = {expr};\n  return r;\n}}\n')
+            f'  mg_vd r; int l;\n  for (l = 0; l < MG_LANES; l++) r[l] = {expr};\n'
+            '  return r;\n}\n')
 
 
 def _vector_atom(a, in_call):
@@ -46,7 +48,8 @@ def vector_row(program, n_params, lanes):
              'static inline mg_vd mg_splat(double x) { mg_vd r; int l; '
              'for (l = 0; l < MG_LANES; l++) r[l] = x; return r; }']
     lines += [lane_helper(op) for _, op in sorted(ops.items())]
-    lines.append(f'static void {name}_rowv(const double *mg_p, const double *mg_x, mg_vd *mg_out) {{')
+    lines.append(f'static void {name}_rowv(const double *mg_p, const double *mg_x, '
+                 'mg_vd *mg_out) {')
     lines.append('  (void)mg_p; (void)mg_x;')
     used = {a for i in program.instrs for a in i.args} | set(program.outputs)
     for i, reg in enumerate(program.inputs):

@@ -140,8 +140,8 @@ def _reads(unit):
     elif isinstance(unit, recover.Dense):
         atoms = unit.vector + (unit.init or ())
     else:
-        atoms = [r for a in unit.args for r in (a.registers if isinstance(a, recover.Strip)
-                                               else (a,))]
+        atoms = [r for a in unit.args
+                 for r in (a.registers if isinstance(a, recover.Strip) else (a,))]
     return [a for a in atoms if isinstance(a, str)]
 
 
@@ -223,7 +223,6 @@ def _allocate(program, n_params, order, outers):
                     for a in program.outputs)
     return Loops(program, n_params, count, tuple(constants.values()), tuple(inputs),
                  statements, outer_statements, outputs)
-
 
 
 # ---- printer --------------------------------------------------------------------------------

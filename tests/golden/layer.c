@@ -22,10 +22,10 @@
 #define MG_CHUNK 32
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
-#define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer rows than this per thread: starting threads costs more */
+#define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
 
-/* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order: the batch
- * sums of the plain outputs, MG_KB of them side by side so their additions overlap. */
+/* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order:
+ * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap. */
 #define MG_KB 8
 static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot,
                         const int *k, double *sum) {
@@ -68,13 +68,14 @@ static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int mb, int L,
 static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double *W, long sm,
                      long sj, const int *x, const double *bias, long bs, const int *init) {
   int m = 0;
-  for (; m + MG_MB <= M; m += MG_MB) mg_dense_tile(w, out, m, MG_MB, L, W, sm, sj, x, bias, bs, init);
+  for (; m + MG_MB <= M; m += MG_MB)
+    mg_dense_tile(w, out, m, MG_MB, L, W, sm, sj, x, bias, bs, init);
   if (m < M) mg_dense_tile(w, out, m, M - m, L, W, sm, sj, x, bias, bs, init);
 }
 
-/* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows, in row
- * order: a batch sum of products (weight gradients). MG_JB independent sums run in the vector
- * lanes, each adding its rows in order; xt is scratch for the chunk's x transposed. */
+/* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows,
+ * in row order: a batch sum of products (weight gradients). MG_JB independent sums run in the
+ * vector lanes, each adding its rows in order; xt is scratch for the chunk's x transposed. */
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, double *xt) {
   const int full = L - L % MG_JB;

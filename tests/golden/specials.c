@@ -58,9 +58,10 @@
  */
 #include <math.h>
 #include <stdlib.h>
+
 /* pow's exponent as a value the compiler cannot see: it would turn pow(x, 2.0) into x*x and
- * pow(x, -1.0) into 1.0/x, which can differ from libm's pow (and so from the engine) in the last
- * bit. */
+ * pow(x, -1.0) into 1.0/x, which can differ from libm's pow (and so from the engine) in the
+ * last bit. */
 static double mg_opaque(double x) { volatile double v = x; return v; }
 static void specials_row(const double *mg_p, const double *mg_x, double *mg_out) {
   (void)mg_p; (void)mg_x;
