@@ -312,8 +312,9 @@ def format(loops):  # noqa: A001  (named like ir.format)
         lines.append('      ' + statement_text(statement))
     plain = [(k, a) for k, a in enumerate(loops.outputs) if a is not None]
     if plain:
-        lines.append(f'      out[k] += ({", ".join(f"{k}: {operand_text(a)}" for k, a in plain[:8])}'
-                     f'{", ..." if len(plain) > 8 else ""})    # {len(plain)} outputs')
+        shown = ', '.join(f'{k}: {operand_text(a)}' for k, a in plain[:8])
+        lines.append(f'      out[k] += ({shown}{", ..." if len(plain) > 8 else ""})'
+                     f'    # {len(plain)} outputs')
     return '\n'.join(lines)
 
 
@@ -322,7 +323,7 @@ def format(loops):  # noqa: A001  (named like ir.format)
 def check(loops):
     """Raise ValueError unless every slot is written before it is read, every parameter and
     output index is in range, and every output is summed exactly once."""
-    p, n_params, n_out = loops.program, loops.n_params, len(loops.program.outputs)
+    n_params, n_out = loops.n_params, len(loops.program.outputs)
     written = set()
 
     def read(a, where):

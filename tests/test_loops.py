@@ -16,7 +16,7 @@ import codegen
 from codegen import loops, recover
 from codegen.train import Trainer
 from micrograd.engine import Value
-from micrograd.nn import MLP, Layer
+from micrograd.nn import MLP
 
 from codegen_support import STRICT_FLAGS, use_private_cache
 from exact import assert_same
@@ -91,8 +91,8 @@ def test_the_w2_listing_fits_on_one_screen():
     assert listing.count('sum j < 64') >= 3  # forward, backward, output layer
 
 
-def test_parameters_that_are_not_at_affine_positions_stay_scalar_and_exact(tmp_path,
-                                                                          monkeypatch):
+def test_parameters_that_are_not_at_affine_positions_stay_scalar_and_exact(
+        tmp_path, monkeypatch):
     rng = random.Random(3)
     weights = [[Value(rng.uniform(-1, 1)) for _ in range(4)] for _ in range(5)]
     shuffled = [w for row in weights for w in row]
@@ -109,7 +109,8 @@ def test_parameters_that_are_not_at_affine_positions_stay_scalar_and_exact(tmp_p
 
 # ---- every evaluator, random layers --------------------------------------------------------
 
-@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # each example compiles: no shrinking
+# each example compiles C: no shrinking, which would compile hundreds more
+@settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(n_in=st.integers(1, 5), hidden=st.lists(st.integers(2, 9), max_size=2),
        activation=st.sampled_from([None, 'tanh', 'sigmoid', 'linear']),
        loss=st.sampled_from(sorted(LOSSES)), n_rows=st.integers(1, 70),
