@@ -30,7 +30,7 @@ $(VENV)/oracle: $(VENV)/ready
 	touch $@
 
 # PyTorch 2.13.0 has no wheel for 3.8, so the oracle's tests skip there, saying so; they run
-# in `make test`. The demo extras are left out to keep this cheap (the digits test skips too).
+# in `make test`. The demo extras (scikit-learn, matplotlib) come too: the digits test needs them.
 test-oldest: $(OLDEST_VENV)/ready graphviz chromium
 	MICROGRAD_SKIPS_ALLOWED=1 $(OLDEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
@@ -39,7 +39,7 @@ $(OLDEST_VENV)/ready: setup.cfg pyproject.toml
 	  "or 'pyenv install $(OLDEST)'"; exit 1; }
 	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
-	$(OLDEST_VENV)/bin/python -m pip install -q -e '.[test]'
+	$(OLDEST_VENV)/bin/python -m pip install -q -e '.[test,demo]'
 	touch $@
 
 # The peers (PyTorch, JAX, CasADi) are installed on first use; micrograd 0.1.0 gets a venv of
