@@ -8,7 +8,7 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 """
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import CHUNK, Dense, Map, Param, check, format as format_loops
+from codegen.loops import CHUNK, Dense, Map, Param, check, format as format_loops, stride
 
 DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
@@ -141,8 +141,8 @@ def _each(statement, k, name):
         if not isinstance(a, tuple):
             atoms.append(_operand(a))
             continue
-        step = a[1] - a[0] if len(a) > 1 else 1
-        if step in (1, -1) and list(a) == [a[0] + step * m for m in range(len(a))]:
+        step = stride(a)
+        if step in (1, -1):
             atoms.append(f'w[{a[0]} {"+" if step == 1 else "-"} m][r]')
         else:
             tables.append(_table(f'{name}_e{k}_{i}', a))
@@ -161,10 +161,10 @@ def _dense(statement, k, name):
     bias, bs, init = 'NULL', 0, 'NULL'
     if statement.init is not None:
         params = [a.index for a in statement.init if isinstance(a, Param)]
-        step = params[1] - params[0] if len(params) > 1 else 0
-        if len(params) == M and params == [params[0] + step * m for m in range(M)]:
+        step = stride(params) if len(params) == M else None
+        if step is not None:  # a bias: parameters at affine positions
             bias, bs = f'mg_p + {params[0]}', step
-        else:  # lowering gave every non-parameter init a slot
+        else:  # parameters elsewhere, or not parameters: lowering gave every init a slot
             init = f'{name}_d{k}_init'
             tables.append(_table(init, [_slot(a) for a in statement.init]))
     call = (f'  mg_dense(w, {statement.out}, {M}, {L}, mg_p + {g.base}, {g.stride_m}, '

@@ -206,8 +206,11 @@ def _allocate(program, n_params, order, outers):
             recyclable.add(unit.out)
         elif isinstance(unit, recover.Dense):
             vector = tuple(as_slot(v) for v in unit.vector)
-            init = None if unit.init is None else tuple(
-                params[a] if a in params else as_slot(a) for a in unit.init)
+            init = unit.init
+            if init is not None:  # a bias: parameters at affine positions; else all slots
+                bias = tuple(params[a] for a in init if a in params)
+                affine = len(bias) == len(init) and stride(p.index for p in bias) is not None
+                init = bias if affine else tuple(as_slot(a) for a in init)
             body.append(Dense(unit, block(unit.outs), vector, init))
         else:
             args = tuple(tuple(as_slot(r) for r in a.registers) if isinstance(a, recover.Strip)
@@ -241,10 +244,17 @@ def _affine_text(base, stride_m, stride_j):
     return ' + '.join(terms).replace('+ -', '- ')
 
 
+def stride(values):
+    """The step of an arithmetic sequence (values[k] = values[0] + step*k), else None. The
+    printer and the C renderer write such a sequence as base + step*m instead of listing it."""
+    values = list(values)
+    step = values[1] - values[0] if len(values) > 1 else 0
+    return step if values == [values[0] + step * k for k in range(len(values))] else None
+
+
 def _slots_text(slots):
     """w3 w4 w5 ... as a range w3..w5 (or w5..w3) when the slots are consecutive."""
-    step = 1 if len(slots) < 2 or slots[1] > slots[0] else -1
-    if len(slots) > 2 and list(slots) == [slots[0] + step * k for k in range(len(slots))]:
+    if len(slots) > 2 and stride(slots) in (1, -1):
         return f'w{slots[0]}..w{slots[-1]}'
     return ' '.join(map(operand_text, slots))
 
@@ -254,17 +264,16 @@ def _init_text(statement):
     if init is None:
         return ''
     if all(isinstance(a, Param) for a in init):
-        indices = [a.index for a in init]
-        step = indices[1] - indices[0] if len(indices) > 1 else 0
-        if indices == [indices[0] + step * m for m in range(len(indices))]:
-            return f'p[{_affine_text(indices[0], step, 0)}] + '
+        step = stride(a.index for a in init)
+        if step is not None:
+            return f'p[{_affine_text(init[0].index, step, 0)}] + '
     return f'({_slots_text(init)})[m] + '
 
 
 def _strip_text(slots):
     """A strip of slots read as w[base + step*m], or listed."""
-    step = slots[1] - slots[0] if len(slots) > 1 else 1
-    if step in (1, -1) and list(slots) == [slots[0] + step * m for m in range(len(slots))]:
+    step = stride(slots)
+    if step in (1, -1):
         return f'w[{slots[0]}{"+" if step == 1 else "-"}m]'
     return f'({" ".join(map(operand_text, slots))})[m]'
 

@@ -283,3 +283,24 @@ def test_powers_the_compiler_could_fold_stay_libms_pow(exponent, x, tmp_path, mo
         assert_same([o.data for o in outs], compiled(x, exponent), f'{options}')
         assert_same([o.data for o in outs], compiled.batch([], [[x, exponent]] * 5)[4],
                     f'{options} batch')
+
+
+@pytest.mark.parametrize('kind', ['mixed', 'shuffled'])
+def test_neurons_whose_starts_are_not_one_bias_vector(kind, tmp_path, monkeypatch):
+    """Chains over one vector whose starting values are parameters for some neurons and a data
+    input for others, or parameters out of order: read from slots, still exact."""
+    rng = random.Random(11)
+    W, b, params = hand_built_layer(rng, 6, 5, False)
+    x = [Value(0.0, label=f'x{j}') for j in range(5)]
+    c = Value(0.0, label='c')
+    if kind == 'mixed':
+        starts = b[:3] + [c] * 3
+    else:
+        starts = [b[k] for k in (2, 0, 5, 1, 4, 3)]
+    loss = sum(sum((W[i][j] * x[j] for j in range(5)), starts[i]).tanh() for i in range(6))
+    program = codegen.optimize(codegen.grad(codegen.trace(loss, params + x + [c])))
+    lowered = loops.lower(program, len(params))
+    assert any(isinstance(s, loops.Dense) and s.init is not None for s in lowered.body)
+    rows = [[rng.uniform(-2, 2) for _ in range(6)] for _ in range(9)]
+    check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
+                          monkeypatch)
