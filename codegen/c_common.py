@@ -30,6 +30,6 @@ static double mg_opaque(double x) { volatile double v = x; return v; }
 """
 
 
-def helpers(ops):
-    """C helpers the templates of `ops` call (only those, or -Wall warns of unused ones)."""
-    return OPAQUE if any('mg_opaque' in op.c for op in ops) else ''
+def helpers(program):
+    """C helpers the templates of `program`'s ops call (only those: -Wall warns of unused ones)."""
+    return OPAQUE if any('mg_opaque' in instr.op.c for instr in program.instrs) else ''

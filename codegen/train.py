@@ -75,8 +75,8 @@ double train_step(double *params, double *velocity, const double *data, long n,
 
 
 def step_source(sample, extra, n_params, has_extra):
-    """The translation unit of the step: `extra`'s code, then STEP_C calling the two programs
-    by their own names (their prototypes come from the ABI)."""
+    """STEP_C with what it needs to call the two programs by their own names (the prototype
+    comes from the ABI); the caller puts it after `extra`'s code in one translation unit."""
     return (f'{abi.prototype(sample.name, "_sum")};\n'
             f'#define SAMPLE_SUM {sample.name}_sum\n#define EXTRA {extra.name}\n'
             f'#define P {n_params}\n#define HAS_EXTRA {int(has_extra)}\n' + STEP_C)
