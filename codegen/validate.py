@@ -124,8 +124,11 @@ class Rows:
     The same object on every backend: C reads the buffer in place, Python reads `as_lists()`.
     """
 
-    def __init__(self, values, n, width):
+    def __init__(self, values, n, width, finite=False):
         self.values, self.n, self.width = values, n, width
+        # Known finite: set once checked, and kept only for our own array copy (a caller's
+        # numpy array can change between steps, so it is checked again every time).
+        self.finite = finite and isinstance(values, array.array)
 
     def __len__(self):
         return self.n
@@ -155,7 +158,7 @@ class Rows:
         k, taken = self.width, array.array('d')
         for i in order:
             taken.extend(self.values[i * k:(i + 1) * k])
-        return Rows(taken, len(order), self.width)
+        return Rows(taken, len(order), self.width, self.finite)
 
     def batches(self, size):
         """Consecutive batches of `size` rows (the last one may be shorter)."""
@@ -238,8 +241,11 @@ def _numpy_rows(data, width, what):
 def _check_finite(checked, what):
     """Refuse nan and inf, naming the first one's row and position."""
     values = checked.values
+    if checked.finite:
+        return
     if isinstance(values, array.array):
         if all(map(math.isfinite, values)):
+            checked.finite = True
             return
         k = next(k for k, v in enumerate(values) if not math.isfinite(v))
         i, j, bad = k // checked.width, k % checked.width, values[k]
