@@ -47,7 +47,7 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
         raise ValueError(f'n_params={n_params} but the program has {len(program.inputs)} inputs')
     if lanes not in (1, 2, 4, 8) or threads < 1:
         raise ValueError(f'lanes must be 1, 2, 4 or 8 and threads >= 1, got {lanes}, {threads}')
-    if loop_level or (loop_level is None and recover.find_dense(program, n_params)):
+    if loop_level or (loop_level is None and _has_layers(program, n_params)):
         lowered = loops.lower(program, n_params)
         if loop_level or loops.has_structure(lowered):
             return emit_loops.to_c(lowered, threads=threads)
@@ -64,6 +64,14 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
         return (source + emit_simd.vector_row(program, n_params, lanes) +
                 emit_simd.batch_and_sum(program, n_params, lanes, threads))
     return source + (_batch_and_sum if straight else _block_batch_and_sum)(program, n_params)
+
+
+def _has_layers(program, n_params):
+    """A dense group reading registers: a layer, worth lowering. (Groups over literals alone,
+    such as an L2 term's `p * 2e-4` for every parameter, leave the rest scalar: lowering a
+    big program only to find that costs a W2 build 0.5 s.)"""
+    return any(isinstance(v, str) for group in recover.find_dense(program, n_params)
+               for v in group.vector)
 
 
 def _load_inputs(program, n_params, used):

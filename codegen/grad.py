@@ -14,7 +14,8 @@ from codegen.passes import dce
 def grad(program, wrt=None, of=0):
     """Append d outputs[of] / d x for every input name x in `wrt` (default: all inputs)."""
     wrt = list(program.inputs if wrt is None else wrt)
-    unknown = [x for x in wrt if x not in program.inputs]
+    inputs = set(program.inputs)
+    unknown = [x for x in wrt if x not in inputs]
     if unknown:
         shown = ', '.join(repr(x)[:40] for x in unknown[:3])
         raise ValueError(f'cannot differentiate with respect to {shown}'

@@ -11,8 +11,9 @@ from micrograd.ops import ADD, DIV, MUL, NEG, SUB
 
 
 def _read(alias, args):
-    """Arguments with every register replaced by what it now stands for."""
-    return tuple(alias.get(a, a) if isinstance(a, str) else a for a in args)
+    """Arguments with every register replaced by what it now stands for. (Only registers are
+    keys of `alias`, so a literal, looked up too, is never found and stays itself.)"""
+    return tuple(map(alias.get, args, args))
 
 
 def _with_args(instr, args):
