@@ -8,7 +8,7 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 """
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import CHUNK, Dense, Map, Param, check, format as format_loops, stride
+from codegen.loops import CHUNK, Dense, Each, Map, Param, check, format as format_loops, stride
 
 DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
@@ -18,54 +18,68 @@ DEFINITIONS = r'''
 
 '''
 
-DENSE = r'''/* Dense, outputs m .. m+mb-1 (mb <= MG_MB) for every row r of the chunk:
+DENSE = r'''/* Dense, outputs m .. m+MG_MB-1 for every row r of the chunk:
  * y[m][r] = init + sum over j < L, in order, of W[m*sm + j*sj] * w[x[j]][r].
  * init is bias[m*bs] if bias, else w[init[m]][r] if init, else none: the first product is
- * then taken as it is, as the scalar program does. The rows run in the vector lanes. */
-static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int mb, int L,
+ * then taken as it is, as the scalar program does. The rows run in the vector lanes. A tile
+ * is always full, so its sums stay in registers: past the last output (M-1), it computes the
+ * last output again and writes the same value again. */
+static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
                           const double *bias, long bs, const int *init) {
   double a[MG_MB][MG_CHUNK];
-  int r, k, j = 0;
-  for (k = 0; k < mb; k++)
-    for (r = 0; r < MG_CHUNK; r++)
-      a[k][r] = bias ? bias[(m + k) * bs] : init ? w[init[m + k]][r] : W[(m + k) * sm] * w[x[0]][r];
-  if (!bias && !init) j = 1;
+  int r, k, j = 0, row[MG_MB];
+  for (k = 0; k < MG_MB; k++) row[k] = m + k < M ? m + k : M - 1;
+  if (bias) {
+    for (k = 0; k < MG_MB; k++)
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = bias[row[k] * bs];
+  } else if (init) {
+    for (k = 0; k < MG_MB; k++)
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = w[init[row[k]]][r];
+  } else {
+    for (k = 0; k < MG_MB; k++)
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = W[row[k] * sm] * w[x[0]][r];
+    j = 1;
+  }
   for (; j < L; j++) {
     const double *xj = w[x[j]];
-    for (k = 0; k < mb; k++) {
-      const double c = W[(m + k) * sm + j * sj];
+    for (k = 0; k < MG_MB; k++) {
+      const double c = W[row[k] * sm + j * sj];
       for (r = 0; r < MG_CHUNK; r++) a[k][r] = a[k][r] + c * xj[r];
     }
   }
-  for (k = 0; k < mb; k++)
-    for (r = 0; r < MG_CHUNK; r++) w[out + m + k][r] = a[k][r];
+  for (k = 0; k < MG_MB; k++)
+    for (r = 0; r < MG_CHUNK; r++) w[out + row[k]][r] = a[k][r];
 }
 
 static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double *W, long sm,
                      long sj, const int *x, const double *bias, long bs, const int *init) {
-  int m = 0;
-  for (; m + MG_MB <= M; m += MG_MB)
-    mg_dense_tile(w, out, m, MG_MB, L, W, sm, sj, x, bias, bs, init);
-  if (m < M) mg_dense_tile(w, out, m, M - m, L, W, sm, sj, x, bias, bs, init);
+  int m;
+  for (m = 0; m < M; m += MG_MB)
+    mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
 
 '''
 
 SUM_ROWS = r'''/* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order:
- * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap. */
+ * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap
+ * (a full block keeps its sums in registers; the last few go one at a time). */
 #define MG_KB 8
 static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot,
                         const int *k, double *sum) {
-  int i, b;
+  int i = 0, b;
   long r;
-  for (i = 0; i < n; i += MG_KB) {
-    const int kb = n - i < MG_KB ? n - i : MG_KB;
+  for (; i + MG_KB <= n; i += MG_KB) {
     double a[MG_KB];
-    for (b = 0; b < kb; b++) a[b] = sum[k[i + b]];
+    for (b = 0; b < MG_KB; b++) a[b] = sum[k[i + b]];
     for (r = 0; r < rows; r++)
-      for (b = 0; b < kb; b++) a[b] = a[b] + w[slot[i + b]][r];
-    for (b = 0; b < kb; b++) sum[k[i + b]] = a[b];
+      for (b = 0; b < MG_KB; b++) a[b] = a[b] + w[slot[i + b]][r];
+    for (b = 0; b < MG_KB; b++) sum[k[i + b]] = a[b];
+  }
+  for (; i < n; i++) {
+    double a = sum[k[i]];
+    for (r = 0; r < rows; r++) a = a + w[slot[i]][r];
+    sum[k[i]] = a;
   }
 }
 
@@ -135,7 +149,7 @@ def _map(statement):
 
 
 def _each(statement, k, name):
-    """for m < M: one loop over the rows, element m reading strip[m] of each argument."""
+    """Element m of one Each, for the row loop: (tables it needs, `w[out + m][r] = ...;`)."""
     tables, atoms = [], []
     for i, a in enumerate(statement.args):
         if not isinstance(a, tuple):
@@ -149,8 +163,54 @@ def _each(statement, k, name):
             atoms.append(f'w[{name}_e{k}_{i}[m]][r]')
     g = statement.group
     expr = g.op.c.format(*atoms, p=literal(g.param or 0.0))
-    return tables, (f'  for (m = 0; m < {len(g.outs)}; m++)  /* {g.outs[0]} = {g.op.name} ... */\n'
-                    f'    for (r = 0; r < MG_CHUNK; r++) w[{statement.out} + m][r] = {expr};')
+    return tables, f'w[{statement.out} + m][r] = {expr};'
+
+
+def _each_run(run, k, name):
+    """for m < M: one loop over the rows computing element m of every Each in `run`."""
+    tables, lines = [], []
+    for i, statement in enumerate(run):
+        more, line = _each(statement, k + i, name)
+        tables += more
+        lines.append(line)
+    M = len(run[0].group.outs)
+    what = '; '.join(f'{s.group.outs[0]} = {s.group.op.name} ...' for s in run)
+    if len(lines) == 1:
+        return tables, (f'  for (m = 0; m < {M}; m++)  /* {what} */\n'
+                        f'    for (r = 0; r < MG_CHUNK; r++) {lines[0]}')
+    body = ''.join(f'      {line}\n' for line in lines)
+    return tables, (f'  for (m = 0; m < {M}; m++)  /* {what} */\n'
+                    f'    for (r = 0; r < MG_CHUNK; r++) {{\n{body}    }}')
+
+
+def _runs(body):
+    """The statements, with consecutive Each statements that can share one loop over m put
+    together in a list. They can when they have the same M and each reads what an earlier one
+    of the run wrote only as element m, in element m (a run's outputs are fresh blocks, so no
+    statement overwrites what another one still reads)."""
+    runs = []
+    for statement in body:
+        run = runs[-1] if runs and isinstance(runs[-1], list) else None
+        if isinstance(statement, Each) and run is not None and _fits(run, statement):
+            run.append(statement)
+        else:
+            runs.append([statement] if isinstance(statement, Each) else statement)
+    return runs
+
+
+def _fits(run, statement):
+    M = len(statement.group.outs)
+    if len(run[0].group.outs) != M:
+        return False
+    blocks = {s.out for s in run}
+    written = {s.out + m for s in run for m in range(M)}
+    for a in statement.args:
+        slots = a if isinstance(a, tuple) else (a,)
+        if not any(isinstance(s, int) and s in written for s in slots):
+            continue
+        if not isinstance(a, tuple) or a[0] not in blocks or a != tuple(range(a[0], a[0] + M)):
+            return False
+    return True
 
 
 def _dense(statement, k, name):
@@ -190,14 +250,18 @@ def _chunk_function(loops, name):
     tables, parts, k = [], [], 0
     for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
         lines = []
-        for statement in loops.body[first:first + STATEMENTS_PER_FUNCTION]:
+        for statement in _runs(loops.body[first:first + STATEMENTS_PER_FUNCTION]):
             if isinstance(statement, Map):
                 lines.append(_map(statement))
                 continue
-            more, code = (_dense if isinstance(statement, Dense) else _each)(statement, k, name)
+            if isinstance(statement, Dense):
+                more, code = _dense(statement, k, name)
+                k += 1
+            else:
+                more, code = _each_run(statement, k, name)
+                k += len(statement)
             tables += more
             lines.append(code)
-            k += 1
         parts.append(lines)
     text = ''.join(tables)
     for i, lines in enumerate(parts):

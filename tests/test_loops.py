@@ -168,6 +168,26 @@ def test_a_layer_built_by_hand_mixed_with_scalar_code(column_major, tmp_path, mo
                           monkeypatch)
 
 
+
+def test_a_family_reading_another_in_reverse_is_not_fused_into_its_loop(tmp_path, monkeypatch):
+    """b[m] = a[m] - a[M-1-m], with a = relu(layer): one loop over m computing a[m] and then
+    b[m] would read a[M-1-m] before it is computed (for m < M/2). Same-index families share a
+    loop; this one must get its own."""
+    rng = random.Random(11)
+    W, b, params = hand_built_layer(rng, 8, 3, False)
+    x = [Value(0.0, label=f'x{j}') for j in range(3)]
+    h = [sum((W[i][j] * x[j] for j in range(3)), b[i]) for i in range(8)]
+    a = [hi.relu() for hi in h]
+    loss = sum(((a[m] - a[7 - m]).tanh() + a[m] for m in range(8)), Value(0.0))
+    program = codegen.optimize(codegen.grad(codegen.trace(loss, params + x)))
+    lowered = loops.lower(program, len(params))
+    reversed_reads = [s for s in lowered.body if isinstance(s, loops.Each) and any(
+        isinstance(arg, tuple) and loops.stride(arg) == -1 for arg in s.args)]
+    assert reversed_reads, 'the program no longer has the case this test is about'
+    rows = [[rng.uniform(-2, 2) for _ in range(3)] for _ in range(40)]
+    check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
+                          monkeypatch)
+
 def test_neurons_without_bias_start_from_a_literal(tmp_path, monkeypatch):
     """sum(w*x, 0.0): each chain starts from the literal 0.0, which the loop level reads as a
     row-constant slot (the bits of 0.0 + w0*x0: a -0.0 product becomes 0.0)."""

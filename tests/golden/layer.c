@@ -25,52 +25,66 @@
 #define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
 
 /* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order:
- * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap. */
+ * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap
+ * (a full block keeps its sums in registers; the last few go one at a time). */
 #define MG_KB 8
 static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot,
                         const int *k, double *sum) {
-  int i, b;
+  int i = 0, b;
   long r;
-  for (i = 0; i < n; i += MG_KB) {
-    const int kb = n - i < MG_KB ? n - i : MG_KB;
+  for (; i + MG_KB <= n; i += MG_KB) {
     double a[MG_KB];
-    for (b = 0; b < kb; b++) a[b] = sum[k[i + b]];
+    for (b = 0; b < MG_KB; b++) a[b] = sum[k[i + b]];
     for (r = 0; r < rows; r++)
-      for (b = 0; b < kb; b++) a[b] = a[b] + w[slot[i + b]][r];
-    for (b = 0; b < kb; b++) sum[k[i + b]] = a[b];
+      for (b = 0; b < MG_KB; b++) a[b] = a[b] + w[slot[i + b]][r];
+    for (b = 0; b < MG_KB; b++) sum[k[i + b]] = a[b];
+  }
+  for (; i < n; i++) {
+    double a = sum[k[i]];
+    for (r = 0; r < rows; r++) a = a + w[slot[i]][r];
+    sum[k[i]] = a;
   }
 }
 
-/* Dense, outputs m .. m+mb-1 (mb <= MG_MB) for every row r of the chunk:
+/* Dense, outputs m .. m+MG_MB-1 for every row r of the chunk:
  * y[m][r] = init + sum over j < L, in order, of W[m*sm + j*sj] * w[x[j]][r].
  * init is bias[m*bs] if bias, else w[init[m]][r] if init, else none: the first product is
- * then taken as it is, as the scalar program does. The rows run in the vector lanes. */
-static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int mb, int L,
+ * then taken as it is, as the scalar program does. The rows run in the vector lanes. A tile
+ * is always full, so its sums stay in registers: past the last output (M-1), it computes the
+ * last output again and writes the same value again. */
+static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
                           const double *bias, long bs, const int *init) {
   double a[MG_MB][MG_CHUNK];
-  int r, k, j = 0;
-  for (k = 0; k < mb; k++)
-    for (r = 0; r < MG_CHUNK; r++)
-      a[k][r] = bias ? bias[(m + k) * bs] : init ? w[init[m + k]][r] : W[(m + k) * sm] * w[x[0]][r];
-  if (!bias && !init) j = 1;
+  int r, k, j = 0, row[MG_MB];
+  for (k = 0; k < MG_MB; k++) row[k] = m + k < M ? m + k : M - 1;
+  if (bias) {
+    for (k = 0; k < MG_MB; k++)
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = bias[row[k] * bs];
+  } else if (init) {
+    for (k = 0; k < MG_MB; k++)
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = w[init[row[k]]][r];
+  } else {
+    for (k = 0; k < MG_MB; k++)
+      for (r = 0; r < MG_CHUNK; r++) a[k][r] = W[row[k] * sm] * w[x[0]][r];
+    j = 1;
+  }
   for (; j < L; j++) {
     const double *xj = w[x[j]];
-    for (k = 0; k < mb; k++) {
-      const double c = W[(m + k) * sm + j * sj];
+    for (k = 0; k < MG_MB; k++) {
+      const double c = W[row[k] * sm + j * sj];
       for (r = 0; r < MG_CHUNK; r++) a[k][r] = a[k][r] + c * xj[r];
     }
   }
-  for (k = 0; k < mb; k++)
-    for (r = 0; r < MG_CHUNK; r++) w[out + m + k][r] = a[k][r];
+  for (k = 0; k < MG_MB; k++)
+    for (r = 0; r < MG_CHUNK; r++) w[out + row[k]][r] = a[k][r];
 }
 
 static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double *W, long sm,
                      long sj, const int *x, const double *bias, long bs, const int *init) {
-  int m = 0;
-  for (; m + MG_MB <= M; m += MG_MB)
-    mg_dense_tile(w, out, m, MG_MB, L, W, sm, sj, x, bias, bs, init);
-  if (m < M) mg_dense_tile(w, out, m, M - m, L, W, sm, sj, x, bias, bs, init);
+  int m;
+  for (m = 0; m < M; m += MG_MB)
+    mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
 
 /* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows,
@@ -118,12 +132,12 @@ static void layer_part0(const double *mg_p, double (*w)[MG_CHUNK]) {
   for (r = 0; r < MG_CHUNK; r++) w[13][r] = w[12][r] + w[9][r];  /* v19 = add v9 v18 */
   for (r = 0; r < MG_CHUNK; r++) w[12][r] = w[13][r] + w[10][r];  /* v29 = add v19 v28 */
   for (r = 0; r < MG_CHUNK; r++) w[13][r] = w[12][r] + w[11][r];  /* v39 = add v29 v38 */
-  for (m = 0; m < 4; m++)  /* t33 = mul ... */
-    for (r = 0; r < MG_CHUNK; r++) w[14 + m][r] = w[8 + m][r] * w[8 + m][r];
-  for (m = 0; m < 4; m++)  /* g_v7 = sub ... */
-    for (r = 0; r < MG_CHUNK; r++) w[18 + m][r] = 1.0 - w[14 + m][r];
-  for (m = 0; m < 4; m++)  /* g_b0 = add ... */
-    for (r = 0; r < MG_CHUNK; r++) w[22 + m][r] = 0.0 + w[18 + m][r];
+  for (m = 0; m < 4; m++)  /* t33 = mul ...; g_v7 = sub ...; g_b0 = add ... */
+    for (r = 0; r < MG_CHUNK; r++) {
+      w[14 + m][r] = w[8 + m][r] * w[8 + m][r];
+      w[18 + m][r] = 1.0 - w[14 + m][r];
+      w[22 + m][r] = 0.0 + w[18 + m][r];
+    }
 }
 
 static void layer_chunk(const double *mg_p, const double *mg_x, long rows,
