@@ -168,7 +168,6 @@ def test_a_layer_built_by_hand_mixed_with_scalar_code(column_major, tmp_path, mo
                           monkeypatch)
 
 
-
 def test_a_family_reading_another_in_reverse_is_not_fused_into_its_loop(tmp_path, monkeypatch):
     """b[m] = a[m] - a[M-1-m], with a = relu(layer): one loop over m computing a[m] and then
     b[m] would read a[M-1-m] before it is computed (for m < M/2). Same-index families share a
@@ -187,6 +186,7 @@ def test_a_family_reading_another_in_reverse_is_not_fused_into_its_loop(tmp_path
     rows = [[rng.uniform(-2, 2) for _ in range(3)] for _ in range(40)]
     check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
                           monkeypatch)
+
 
 def test_neurons_without_bias_start_from_a_literal(tmp_path, monkeypatch):
     """sum(w*x, 0.0): each chain starts from the literal 0.0, which the loop level reads as a
