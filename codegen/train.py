@@ -33,6 +33,11 @@ from codegen.passes import optimize
 # The opt-in fast build: 4 rows per 256-bit vector (scalar programs), both cores.
 FAST_LANES, FAST_THREADS = 4, 2
 
+# The batch-level term runs once per step, not once per row, so its build time counts more than
+# its speed: above this many instructions it is table-driven. (W1's L2 term, 1,686 of them, took
+# gcc -O3 0.6 s as straight-line code and 0.1 s as a table; the step got 2-3 us slower.)
+EXTRA_STRAIGHT_LINE_LIMIT = 500
+
 STEP_C = '''
 /* One training step over n rows of `data`: the loss before the update is returned, the
  * parameters are updated in place. settings: lr, momentum, weight_decay, clip_value (<0: off),
@@ -194,7 +199,8 @@ class Trainer:
         batch-level term with the step that calls both."""
         return [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads,
                      loop_level=self.loop_level),
-                to_c(self.extra) + step_source(self.sample, self.extra, self.n_params, has_extra)]
+                to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT) +
+                step_source(self.sample, self.extra, self.n_params, has_extra)]
 
     def _bind(self, library):
         double_p = ctypes.POINTER(ctypes.c_double)
