@@ -99,17 +99,24 @@ def lower(program, n_params=0):
     order = _schedule(program, groups)
     if order is None:  # an element that waits on another of its family: keep those scalar
         order = _schedule(program, dense)
-    return _allocate(program, n_params, order, outers)
+    return allocate(program, n_params, order, outers)
 
 
 def _schedule(program, groups):
     """Map instructions and groups in an order that respects the dataflow, as close to the
     program's own order as it allows; None if some group depends on its own results."""
+    position = {instr.out: k for k, instr in enumerate(program.instrs)}
+    return schedule(program.instrs, groups, position)
+
+
+def schedule(instrs, groups, position):
+    """`instrs` (those no group replaces) and `groups`, ordered by dataflow and, among the
+    ready ones, by `position` (register -> sort key; a group goes where its last output is);
+    None if some group depends on its own results."""
     replaced = set()
     for group in groups:
         replaced |= set(group.outs) | getattr(group, 'internal', frozenset())
-    position = {instr.out: k for k, instr in enumerate(program.instrs)}
-    units = [(position[i.out], i) for i in program.instrs if i.out not in replaced]
+    units = [(position[i.out], i) for i in instrs if i.out not in replaced]
     units += [(max(position[o] for o in g.outs), g) for g in groups]
     producer = {}
     for key, unit in units:
@@ -149,7 +156,7 @@ def _writes(unit):
     return [unit.out] if isinstance(unit, Instr) else list(unit.outs)
 
 
-def _allocate(program, n_params, order, outers):
+def allocate(program, n_params, order, outers):
     """Slots for every row-varying value; a Map's slot is reused once its value is dead."""
     params = {name: Param(i) for i, name in enumerate(program.inputs[:n_params])}
     outer_registers = set().union(*(o.registers for o in outers)) if outers else set()

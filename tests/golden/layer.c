@@ -88,34 +88,50 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
 }
 
 /* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows,
- * in row order: a batch sum of products (weight gradients). MG_JB independent sums run in the
- * vector lanes, each adding its rows in order; xt is scratch for the chunk's x transposed. */
+ * in row order: a batch sum of products (weight gradients). A tile of MG_OM x MG_JB
+ * independent sums stays in registers (the MG_JB in the vector lanes), each adding its rows in
+ * order; xt is scratch for the chunk's x transposed. The tile is its own function: inlined,
+ * gcc kept the sums on the stack in some programs and not others (W2: 15% of a step). */
+#define MG_OM 2
+static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
+                          const double *const *gm, double *const *s) {
+  double a[MG_OM][MG_JB];
+  long r;
+  int i, k;
+  for (k = 0; k < om; k++)
+    for (i = 0; i < MG_JB; i++) a[k][i] = s[k][j0 + i];
+  for (r = 0; r < rows; r++) {
+    const double *xr = xt + r * L + j0;
+    for (k = 0; k < om; k++) {
+      const double c = gm[k][r];
+      for (i = 0; i < MG_JB; i++) a[k][i] = a[k][i] + xr[i] * c;
+    }
+  }
+  for (k = 0; k < om; k++)
+    for (i = 0; i < MG_JB; i++) s[k][j0 + i] = a[k][i];
+}
+
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, double *xt) {
   const int full = L - L % MG_JB;
   long r;
-  int m, j, i;
+  int m, j, k;
   for (j = 0; j < L; j++) {
     const double *xj = w[x[j]];
     for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
   }
-  for (m = 0; m < M; m++) {
-    const double *gm = w[g[m]];
-    double *s = S + (long)m * L;
-    for (j = 0; j < full; j += MG_JB) {  /* full tiles: the sums stay in registers */
-      double a[MG_JB];
-      for (i = 0; i < MG_JB; i++) a[i] = s[j + i];
-      for (r = 0; r < rows; r++) {
-        const double c = gm[r], *xr = xt + r * L + j;
-        for (i = 0; i < MG_JB; i++) a[i] = a[i] + xr[i] * c;
+  for (m = 0; m < M; m += MG_OM) {
+    const int om = M - m < MG_OM ? M - m : MG_OM;
+    const double *gm[MG_OM];
+    double *s[MG_OM];
+    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * L; }
+    for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
+    for (k = 0; k < om; k++)
+      for (j = full; j < L; j++) {  /* the last few sums, one at a time */
+        double a = s[k][j];
+        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
+        s[k][j] = a;
       }
-      for (i = 0; i < MG_JB; i++) s[j + i] = a[i];
-    }
-    for (j = full; j < L; j++) {  /* the last few sums, one at a time */
-      double a = s[j];
-      for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[r];
-      s[j] = a;
-    }
   }
 }
 

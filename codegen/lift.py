@@ -1,0 +1,245 @@
+"""Differentiate with the layers kept whole: the loop level of a gradient, from the forward trace.
+
+`grad` then `loops.lower` writes every product of every layer as scalar instructions (W2:
+25,863 of them) only for `recover` to find the layers again. Here the dense layers are found
+in the forward program (8,708 instructions for W2), and the reverse pass treats each as one
+unit, applying to it what `grad` would apply to each of its scalar instructions:
+
+    forward     y[m] = init[m] + sum_j W[m,j] * x[j]                         (a Dense)
+    backward    dW[m,j] = 0.0 + x[j] * g[m]                                   (an Outer)
+                dinit[m] = 0.0 + g[m]          when init[m] is a parameter     (scalars)
+                dx[j] = W[m0,j]*g[m0] + W[m1,j]*g[m1] + ...                   (a Dense)
+
+where g[m] is the adjoint of y[m] and m0, m1, ... is the order in which the engine's backward
+visits the neurons (read from its topological order, e.g. descending). Everything else goes
+through the op table's rules exactly as in `grad`. The result computes the same operations
+in the same order as `loops.lower(optimize(grad(program)))`, so the same bits; tests compare
+the two on every evaluator.
+
+`lift` returns None, and the caller takes the scalar path, whenever a layer is used in a way
+this does not cover: a weight or bias read anywhere else, an input of a layer read by anything
+but that layer, or neurons whose contributions arrive in different orders for different inputs.
+"""
+from micrograd.ops import ADD, MUL
+
+from codegen import loops, recover
+from codegen.grad import _depends_on, _first_term, _topo_order
+from codegen.ir import Program
+from codegen.lower import Builder, Sym
+
+
+def lift(program, n_params):
+    """The loop level of d program.outputs[0] / d (first n_params inputs), with the loss as
+    output 0 and the gradients after it (the layout of grad's), or None (see above)."""
+    params = program.inputs[:n_params]
+    layers = [g for g in recover.find_dense(program, n_params) if _covered(program, g, params)]
+    if not layers or len(program.outputs) != 1 or not isinstance(program.outputs[0], str):
+        return None
+    walk = _Walk(program, params, layers)
+    if not walk.run():
+        return None
+    return walk.loops()
+
+
+def _covered(program, group, params):
+    """The cases the reverse pass below handles: distinct vector entries, no parameter among
+    them, and a start of each chain that is nothing, a literal or a parameter."""
+    param_set = set(params)
+    if len(set(group.vector)) != len(group.vector):
+        return False
+    if any(isinstance(v, str) and v in param_set for v in group.vector):
+        return False
+    return group.init is None or all(not isinstance(a, str) or a in param_set
+                                     for a in group.init)
+
+
+class _Walk:
+    """grad's reverse pass over the forward program, with each layer taken as one unit."""
+
+    def __init__(self, program, params, layers):
+        self.program, self.params, self.layers = program, params, layers
+        self.defined = {instr.out: instr for instr in program.instrs}
+        self.readers = {}
+        for instr in program.instrs:
+            for a in instr.args:
+                if isinstance(a, str):
+                    self.readers.setdefault(a, []).append(instr)
+        for a in program.outputs:
+            if isinstance(a, str):
+                self.readers.setdefault(a, []).append(None)
+        taken = set(program.inputs) | set(self.defined)
+        self.builder = Builder(prefix='t', taken=taken)
+        self.needs = _depends_on(program, set(params))
+        self.adjoint = {}
+        self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
+        self.outers = []
+        self.owner = {}         # chain register -> its layer
+        for layer in layers:
+            for r in layer.internal | set(layer.outs):
+                self.owner[r] = layer
+        self.vector_of = {}     # a layer's vector register -> that layer
+        for layer in layers:
+            for v in layer.vector:
+                if isinstance(v, str):
+                    self.vector_of[v] = layer
+        self.pending = {}       # layer -> {y[m]: its adjoint} while its chains are visited
+        self.param_set, self.flushed = set(params), 0
+
+    def run(self):
+        """The reverse pass; False when the program leaves what `lift` covers."""
+        for layer in self.layers:
+            if not self._only_its_layer_reads(layer):
+                return False
+        target = self.program.outputs[0]
+        if target not in self.needs:
+            return False
+        self.adjoint[target] = 1.0
+        self.order = _topo_order(self.program, target)
+        self.position = {instr.out: k for k, instr in enumerate(self.order)}
+        for instr in reversed(self.order):
+            if instr.out not in self.needs:
+                continue
+            # a layer's inputs are defined before all of its products: reaching one, every
+            # chain of that layer has been visited, so its backward can run whole
+            if instr.out in self.vector_of and self.vector_of[instr.out] in self.pending:
+                if not self._flush(self.vector_of[instr.out]):
+                    return False
+            layer = self.owner.get(instr.out)
+            if layer is None:
+                self._scalar(instr)
+            elif instr.out in layer.outs:
+                self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
+        for layer in list(self.pending):
+            if not self._flush(layer):
+                return False
+        return self.flushed == len(self.layers)
+
+    def _only_its_layer_reads(self, layer):
+        """Each weight and bias is read once (by its chain), and each vector register that
+        needs an adjoint only by this layer's products (so the layer's transposed product is
+        its whole adjoint)."""
+        M, L = layer.shape
+        for m in range(M):
+            for j in range(L):
+                if len(self.readers.get(self.params[layer.weight_index(m, j)], ())) != 1:
+                    return False
+        for a in layer.init or ():
+            if isinstance(a, str) and len(self.readers.get(a, ())) != 1:
+                return False
+        for v in layer.vector:
+            if isinstance(v, str) and v in self.needs and \
+                    any(r is None or r.out not in layer.internal for r in self.readers[v]):
+                return False
+        return True
+
+    def _scalar(self, instr):
+        """grad's loop body for one instruction (see codegen/grad.py)."""
+        builder, adjoint = self.builder, self.adjoint
+        adjoint.setdefault(instr.out, 0.0)
+        args = [Sym(a, builder) if isinstance(a, str) else a for a in instr.args]
+        out = Sym(instr.out, builder)
+        partials = instr.op.grad(*args, out) if instr.param is None else \
+            instr.op.grad(*args, out, instr.param)
+        for arg, partial in zip(instr.args, partials):
+            if partial is None or not isinstance(arg, str) or arg not in self.needs:
+                continue
+            term = builder.emit(MUL, (partial, adjoint[instr.out]))
+            adjoint[arg] = builder.emit(ADD, (adjoint[arg], term)) if arg in adjoint else \
+                _first_term(builder, term, arg in self.param_set)
+
+    def _flush(self, layer):
+        """The layer's backward, once every chain's adjoint is known."""
+        seen = self.pending.pop(layer)
+        g = [seen.get(y) for y in layer.outs]
+        if any(not isinstance(a, Sym) for a in g):
+            return False  # a neuron no gradient reaches: left to the scalar path
+        g = [a.name for a in g]
+        self.flushed += 1
+        M, L = layer.shape
+        for m, a in enumerate(layer.init or ()):  # a bias: 0.0 + g, as for any parameter
+            if isinstance(a, str):
+                self.adjoint[a] = _first_term(self.builder, Sym(g[m], self.builder), True)
+        names = tuple(self.builder.fresh('', fallback=f'g_{self.params[layer.weight_index(m, j)]}')
+                      for m in range(M) for j in range(L))
+        for (m, j), name in zip(((m, j) for m in range(M) for j in range(L)), names):
+            self.adjoint[self.params[layer.weight_index(m, j)]] = Sym(name, self.builder)
+        self.outers.append((layer, tuple(g), names))
+        needed = [j for j, v in enumerate(layer.vector) if isinstance(v, str) and v in self.needs]
+        if not needed:
+            return True
+        if len(needed) != L:
+            return False
+        visits = self._visit_order(layer)
+        if visits is None:
+            return False
+        outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in layer.vector)
+        base = layer.weight_index(visits[0], 0)
+        step = visits[1] - visits[0] if M > 1 else 0
+        self.transposed.append((len(self.builder.instrs), recover.Dense(
+            outs, tuple(g[m] for m in visits), None, base, layer.stride_j,
+            step * layer.stride_m, frozenset())))
+        for v, out in zip(layer.vector, outs):
+            self.adjoint[v] = Sym(out, self.builder)
+        return True
+
+    def _visit_order(self, layer):
+        """The neurons in the order the engine's backward adds them into each input's adjoint
+        (descending topological position of their products), if it is one arithmetic order
+        for every input; else None."""
+        M, L = layer.shape
+        orders = set()
+        for j in range(L):
+            reader = {m: self.readers[self.params[layer.weight_index(m, j)]][0].out
+                      for m in range(M)}
+            orders.add(tuple(sorted(range(M), key=lambda m: -self.position[reader[m]])))
+        if len(orders) != 1:
+            return None
+        order = orders.pop()
+        return list(order) if loops.stride(order) is not None else None
+
+    def loops(self):
+        """The Loops program: the forward scalar code and layers, then the backward."""
+        forward = [i for i in self.program.instrs if i.out not in self.owner]
+        scalar_backward = self.builder.instrs
+        backward_dense = [dense for _, dense in self.transposed]
+        # sort keys: the program's order, then the walk's (a layer's dx before the
+        # instruction that followed it)
+        position = {instr.out: k for k, instr in enumerate(self.program.instrs)}
+        start = len(self.program.instrs)
+        for k, instr in enumerate(scalar_backward):
+            position[instr.out] = start + k
+        for k, dense in self.transposed:
+            for name in dense.outs:
+                position[name] = start + k - 0.5
+        outputs = (self.program.outputs[0],) + tuple(
+            _atom(self.adjoint.get(p, 0.0)) for p in self.params)
+        loss = (self.program.output_names or ('out0',))[0]
+        names = (loss,) + tuple(f'd{loss}/d{p}' for p in self.params)
+        whole = Program(self.program.name, self.program.inputs,
+                        tuple(forward + scalar_backward), outputs, names)
+        outers = [self._outer(layer, g, registers) for layer, g, registers in self.outers]
+        dense = self.layers + backward_dense
+        summed = set().union(*(o.registers for o in outers)) if outers else set()
+        groups = dense + recover.find_elementwise(whole, dense, summed)
+        order = loops.schedule(whole.instrs, groups, position)
+        if order is None:
+            order = loops.schedule(whole.instrs, dense, position)
+        if order is None:
+            return None
+        return loops.allocate(whole, len(self.params), order, outers)
+
+    def _outer(self, layer, g, registers):
+        """dW[m, j] = 0.0 + x[j] * g[m]: an Outer whose vector lanes run over the longer side,
+        over the adjoints g on a tie (just computed, they are still in the L1 cache: W2's
+        64 x 64 weight gradient took 0.13 ms longer per step with x in the lanes)."""
+        M, L = layer.shape
+        base = 1 + layer.base  # output 0 is the loss; output 1 + k is d/d param k
+        if L > M:
+            return recover.Outer(layer.vector, g, base, layer.stride_m, layer.stride_j,
+                                 frozenset(registers), True)
+        return recover.Outer(g, layer.vector, base, layer.stride_j, layer.stride_m,
+                             frozenset(registers), True)
+
+
+def _atom(a):
+    return a.name if isinstance(a, Sym) else float(a)
