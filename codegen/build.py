@@ -13,6 +13,7 @@ import ctypes
 import functools
 import hashlib
 import json
+import itertools
 import linecache
 import os
 import platform
@@ -242,37 +243,63 @@ def load_library(path, rebuild=None):
 
 def compile_source(source, flags=DEFAULT_FLAGS, cc=None):
     """Path of a shared library built from C `source`, from the private cache when it is
-    there (no compiler run), else compiled into it. A list of sources is several translation
-    units, compiled in parallel (one compiler process each) and linked into one library."""
+    there (no compiler run), else compiled into it. Several sources (a list, or any iterable)
+    are translation units linked into one library: each starts compiling, in its own compiler
+    process, as soon as it is produced, so a generator's later units are written while the
+    compiler works on the earlier ones."""
     compiler = find_compiler(cc)
-    if isinstance(source, str) or len(source) == 1:
-        source = source if isinstance(source, str) else source[0]
+    if isinstance(source, str):
         return compile_cached(source, compiler, flags, cache_key(source, compiler, flags))
-    key = cache_key('\f'.join(source), compiler, flags)
-    library = os.path.join(cache_dir(), key + '.so')
-    return library if os.path.exists(library) else _compile_units(source, compiler, flags, key)
+    units = iter(source)
+    first = next(units, None)
+    if first is None:
+        raise ValueError('no C source to compile')
+    return _compile_units(first, units, compiler, flags)
 
 
-def _compile_units(sources, compiler, flags, key):
-    root = cache_dir()
-    paths = [os.path.join(root, f'{key}-{i}.c') for i in range(len(sources))]
-    sources = list(sources[:-1]) + [_with_key(sources[-1], key)]
-    for path, text in zip(paths, sources):
+def _compile_units(first, more, compiler, flags):
+    """Compile `first`, then each source of `more`, in parallel; the last unit is written only
+    once all are known, with the cache key of all of them (see `_with_key`)."""
+    root, tag = cache_dir(), f'{os.getpid()}-{next(_unit_count)}'
+    sources, paths, objects, jobs = [first], [], [], []
+
+    def start(text):
+        path = os.path.join(root, f'unit-{tag}-{len(paths)}.c')
         _write_atomically(path, text)
-    objects = [path[:-2] + f'.{os.getpid()}.o' for path in paths]
-    jobs = [subprocess.Popen([*compiler, *flags, '-c', '-o', obj, path], stderr=subprocess.PIPE,
-                             text=True) for path, obj in zip(paths, objects)]
+        paths.append(path)
+        objects.append(path[:-2] + '.o')
+        jobs.append(subprocess.Popen([*compiler, *flags, '-c', '-o', objects[-1], path],
+                                     stderr=subprocess.PIPE, text=True))
+    failed = True  # the sources of a failed compile stay, for its error message to name
     try:
-        for job, path in zip(jobs, paths):
-            _, errors = job.communicate()
-            if job.returncode != 0:
-                raise CompileError(f'{shlex.join(compiler)} failed (exit {job.returncode}) on '
-                                   f'{path}:\n{errors.strip()}')
-        return _build_library(key, compiler, flags, objects, f'the objects {objects}')
+        for text in more:
+            start(sources[-1])
+            sources.append(text)
+        key = cache_key('\f'.join(sources), compiler, flags)
+        library = os.path.join(root, key + '.so')
+        if not os.path.exists(library):
+            start(_with_key(sources[-1], key))
+            for job, path in zip(jobs, paths):
+                _, errors = job.communicate()
+                if job.returncode != 0:
+                    raise CompileError(f'{shlex.join(compiler)} failed (exit {job.returncode})'
+                                       f' on {path}:\n{errors.strip()}')
+            _build_library(key, compiler, flags, objects, f'the objects {objects}')
+            for i, path in enumerate(paths):  # kept beside the library: <key>-0.c, <key>-1.c
+                os.replace(path, os.path.join(root, f'{key}-{i}.c'))
+        failed = False
+        return library
     finally:
-        for obj in objects:
-            if os.path.exists(obj):
-                os.unlink(obj)
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+        for path in objects + ([] if failed else paths):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+_unit_count = itertools.count()
 
 
 def _build_library(key, compiler, flags, inputs, what):

@@ -70,6 +70,8 @@ def _has_layers(program, n_params):
     """A dense group reading registers: a layer, worth lowering. (Groups over literals alone,
     such as an L2 term's `p * 2e-4` for every parameter, leave the rest scalar: lowering a
     big program only to find that costs a W2 build 0.5 s.)"""
+    if n_params == len(program.inputs):  # no data inputs, no rows to run in vector lanes
+        return False
     return any(isinstance(v, str) for group in recover.find_dense(program, n_params)
                for v in group.vector)
 
@@ -126,9 +128,13 @@ def _table_driven(program, n_params):
         return (f'static const {ctype} {name}_{column}[{len(values)}] = {{\n  ' +
                 ',\n  '.join(chunks) + '\n};')
 
+    # the parameters (of pow) as a table only when some instruction has one: W2's L2 term has
+    # 22k instructions and none, and every table entry costs the compiler time
+    has_param = any(instr.param is not None for instr in program.instrs)
+    p_index = 'i' if has_param else '0'
     cases, block_cases = [], []
     for op_name, op in ops:
-        expr = op.c.format(f'w[{name}_A[i]]', f'w[{name}_B[i]]', p=f'{name}_P[i]')
+        expr = op.c.format(f'w[{name}_A[i]]', f'w[{name}_B[i]]', p=f'{name}_P[{p_index}]')
         cases.append(f'      case {code[op_name]}: w[{name}_R[i]] = {expr}; break;'
                      f'  /* {op_name} */')
         expr = op.c.format('a[r]', 'b[r]', p='p')
@@ -140,7 +146,7 @@ def _table_driven(program, n_params):
         table('int', 'A', (str(r[1]) for r in rows)),
         table('int', 'B', (str(r[2]) for r in rows)),
         table('int', 'R', (str(r[3]) for r in rows)),
-        table('double', 'P', (literal(r[4]) for r in rows)),
+        table('double', 'P', (literal(r[4]) for r in rows) if has_param else ['0.0']),
         table('double', 'LIT', (literal(v) for v, _ in literals.values())),
         table('int', 'OUT', (str(slot_of(a)) for a in program.outputs)),
         f'static void {name}_row(const double *mg_p, const double *mg_x, double *mg_out) {{',
@@ -176,7 +182,7 @@ def _table_driven(program, n_params):
         f'  for (i = 0; i < {len(rows)}; i++) {{',
         f'    double *restrict o = w + {name}_R[i] * MG_BLOCK;',
         f'    const double *a = w + {name}_A[i] * MG_BLOCK, *b = w + {name}_B[i] * MG_BLOCK;',
-        f'    const double p = {name}_P[i];',
+        f'    const double p = {name}_P[{p_index}];',
         '    (void)b; (void)p;',
         f'    switch ({name}_OP[i]) {{',
         *block_cases,

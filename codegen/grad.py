@@ -42,13 +42,18 @@ def grad(program, wrt=None, of=0):
         out = Sym(instr.out, builder)
         partials = instr.op.grad(*args, out) if instr.param is None else \
             instr.op.grad(*args, out, instr.param)
+        terms = {}  # x*x: both partials are x, and the engine computes the same term twice
         for arg, partial in zip(instr.args, partials):
             if partial is None or not isinstance(arg, str) or arg not in needs:
                 continue
-            term = builder.emit(MUL, (partial, adjoint[instr.out]))
+            key = _atom(partial), _atom(adjoint[instr.out])
+            term = terms[key] if key in terms else \
+                terms.setdefault(key, builder.emit(MUL, (partial, adjoint[instr.out])))
             total = builder.emit(ADD, (adjoint[arg], term)) if arg in adjoint else \
                 _first_term(builder, term, arg in outputs)
             adjoint[arg] = _name_adjoint(builder, total, arg, len(program.instrs))
+            if total is term:  # renamed g_<arg>: the reused term goes by that name now
+                terms[key] = adjoint[arg]
     grads = tuple(adjoint.get(x, 0.0) for x in wrt)
     # Rules return every partial; those of arguments needing no gradient are dead: drop them.
     return dce(Program(program.name, program.inputs, tuple(builder.instrs),

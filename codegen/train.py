@@ -164,8 +164,8 @@ class Trainer:
                             STEP_C])
         path = cached_library(recipe, self.flags, self.cc)
         if path is None:
-            self.source = self._source(self.has_extra)
-            path = compile_source(self.source, self.flags, self.cc)
+            self.source = []  # each unit compiles while the next one is generated
+            path = compile_source(self._units(), self.flags, self.cc)
             remember_library(recipe, self.flags, self.cc, path)
         return path
 
@@ -196,11 +196,17 @@ class Trainer:
         return loss
 
     def _source(self, has_extra):
-        """Two translation units, compiled in parallel: the per-sample program, and the
-        batch-level term with the step that calls both."""
-        return [self._sample_source(),
-                to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT) +
-                step_source(self.traced_sample, self.extra, self.n_params, has_extra)]
+        """Two translation units: the per-sample program, and the batch-level term with the
+        step that calls both."""
+        yield self._sample_source()
+        yield (to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT) +
+               step_source(self.traced_sample, self.extra, self.n_params, has_extra))
+
+    def _units(self):
+        """The units of `_source`, each also kept in self.source."""
+        for text in self._source(self.has_extra):
+            self.source.append(text)
+            yield text
 
     def _sample_source(self):
         """The per-sample program's C. When its dense layers are found in the forward trace,
