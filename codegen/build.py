@@ -332,8 +332,9 @@ def find_compiler(cc=None):
         raise CompilerNotFound(f'cannot read the compiler command {command!r}: {error}') from None
     path = shutil.which(words[0]) if words else None
     if path is None:
+        source = ' from $CC' if not cc and 'CC' in os.environ else ''
         raise CompilerNotFound(
-            f"no C compiler found (looked for {command!r}{' from $CC' if not cc and 'CC' in os.environ else ''}"
+            f"no C compiler found (looked for {command!r}{source}"
             "). Install one (Debian/Ubuntu: apt-get install gcc; macOS: xcode-select --install) "
             "or use backend='python'.")
     return [path] + words[1:]

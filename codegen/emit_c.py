@@ -166,8 +166,9 @@ def _table_driven(program, n_params):
         '}',
         '',
         '/* The same program on MG_BLOCK rows at once: each instruction becomes a loop over the',
-        ' * rows, so the switch is paid once per block and the loop runs in SIMD lanes. Slot s of',
-        ' * row r lives at w[s * MG_BLOCK + r]; no instruction writes one of its argument slots. */',
+        ' * rows, so the switch is paid once per block and the loop runs in SIMD lanes. Slot s',
+        ' * of row r lives at w[s * MG_BLOCK + r]; no instruction writes one of its argument',
+        ' * slots. */',
         '#define MG_BLOCK 16',
         f'#define {name}_SLOTS {n_slots}',
         f'static void {name}_block(const double *mg_p, const double *mg_x, long rows, '
@@ -188,8 +189,9 @@ def _table_driven(program, n_params):
         *block_cases,
         '    }',
         '  }',
-        f'  for (r = 0; r < rows; r++)',
-        f'    for (i = 0; i < {n_out}; i++) mg_out[r * {n_out} + i] = w[{name}_OUT[i] * MG_BLOCK + r];',
+        '  for (r = 0; r < rows; r++)',
+        f'    for (i = 0; i < {n_out}; i++)',
+        f'      mg_out[r * {n_out} + i] = w[{name}_OUT[i] * MG_BLOCK + r];',
         '}',
     ]
     return '\n'.join(lines) + '\n'

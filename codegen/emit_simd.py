@@ -58,7 +58,8 @@ def vector_row(program, n_params, lanes):
         if i < n_params:
             lines.append(f'  const mg_vd {reg} = mg_splat(mg_p[{i}]);')
         else:
-            lanes_of = ', '.join(f'mg_x[{n_data * l + i - n_params}]' for l in range(lanes))
+            lanes_of = ', '.join(f'mg_x[{n_data * lane + i - n_params}]'
+                                 for lane in range(lanes))
             lines.append(f'  const mg_vd {reg} = {{{lanes_of}}};')
     for instr in program.instrs:
         lines.append(f'  const mg_vd {instr.out} = {_statement(instr)};')

@@ -115,5 +115,6 @@ def evaluate(program, inputs):
 
     for instr in program.instrs:
         xs = [value(a) for a in instr.args]
-        env[instr.out] = instr.op.fwd(*xs) if instr.param is None else instr.op.fwd(*xs, instr.param)
+        p = instr.param
+        env[instr.out] = instr.op.fwd(*xs) if p is None else instr.op.fwd(*xs, p)
     return tuple(value(a) for a in program.outputs)

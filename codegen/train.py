@@ -61,7 +61,8 @@ double train_step(double *params, double *velocity, const double *data, long n,
     for (j = 0; j < P; j++) g[j] = g[j] + extra[1 + j];
   }
   if (clip_value >= 0.0)
-    for (j = 0; j < P; j++) g[j] = g[j] < -clip_value ? -clip_value : (g[j] > clip_value ? clip_value : g[j]);
+    for (j = 0; j < P; j++)
+      g[j] = g[j] < -clip_value ? -clip_value : (g[j] > clip_value ? clip_value : g[j]);
   if (clip_norm >= 0.0) {
     for (j = 0; j < P; j++) norm += g[j] * g[j];
     norm = sqrt(norm);

@@ -227,8 +227,8 @@ def _numpy_rows(data, width, what):
     """Rows from a numpy array of numbers, converted by numpy: no Python loop per value."""
     import numpy
     if data.dtype.kind == 'b':
-        raise TypeError(f'rows must hold numbers, got a numpy array of bools: convert it with '
-                        f'.astype(float) if numbers are meant')
+        raise TypeError('rows must hold numbers, got a numpy array of bools: convert it with '
+                        '.astype(float) if numbers are meant')
     if data.ndim != 2:
         raise ValueError(f'a numpy array of {what}s must be 2-D, (rows, {width}); got shape '
                          f'{data.shape}')

@@ -142,3 +142,24 @@ def test_the_trainer_builds_w1_without_the_scalar_gradient_program(tmp_path, mon
                       batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps))
     assert 'sample' not in trainer.__dict__  # the cached property was never computed
     assert 'sample_part0' in ''.join(trainer.source)  # and the loop level was emitted
+
+
+def test_hostile_labels_reach_no_lifted_source(tmp_path, monkeypatch):
+    """Labels are user text: lifting names new registers after parameters (g_<name>), so
+    every hostile label is tried as a parameter's and an input's, with one and two threads."""
+    hostile = ['*/ int evil; /*', 'vd', 'w', 'r', 'm', 'mg_x', 'S', 'xt', 'g_b0', 't0',
+               'sample_chunk', '\n#include <stdio.h>', 'NAN']
+    rng = random.Random(2)
+    W, b, params = hand_built_layer(rng, 6, 5, False)
+    for k, p in enumerate(params):
+        p.label = hostile[k % len(hostile)]
+    x = [Value(0.0, label=hostile[j]) for j in range(5)]
+    loss = sum(sum((W[i][j] * x[j] for j in range(5)), b[i]).relu() for i in range(6))
+    forward = codegen.trace(loss, params + x, 'sample')
+    gradient = codegen.optimize(codegen.grad(forward, forward.inputs[:len(params)]))
+    rows = [[rng.uniform(-2, 2) for _ in range(5)] for _ in range(3)]
+    lifted = check_lift(forward, gradient, len(params), [p.data for p in params], rows,
+                        tmp_path, monkeypatch)
+    for threads in (1, 2):
+        source = emit_loops.to_c(lifted, threads=threads)
+        assert 'evil' not in source and 'stdio' not in source
