@@ -131,28 +131,45 @@ def run_c(spec, fast):
 # ---- build cost ------------------------------------------------------------------------------
 
 class CompilerWatch:
-    """Counts every child process started (a cache hit must start none) and times the ones
-    started through subprocess.run, which is how codegen.build runs the compiler."""
+    """Counts every child process started (a cache hit must start none) and how long at least
+    one of them was running (wall time: codegen.build compiles one translation unit while it
+    generates the next, so compiler and code generation overlap)."""
 
     def __init__(self):
-        self.runs, self.seconds, self.started = 0, 0.0, []
-        original_run, original_init = subprocess.run, subprocess.Popen.__init__
+        self.started, self.spans, self.running = [], [], {}
+        original_init, original_wait = subprocess.Popen.__init__, subprocess.Popen.wait
         watch = self
-
-        def run(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return original_run(*args, **kwargs)
-            finally:
-                watch.seconds += time.perf_counter() - t0
-                watch.runs += 1
 
         def init(self, args, *rest, **kwargs):
             watch.started.append(os.path.basename(str(args[0] if isinstance(args, (list, tuple))
                                                       else args).split()[0]))
+            watch.running[id(self)] = time.perf_counter()
             return original_init(self, args, *rest, **kwargs)
 
-        subprocess.run, subprocess.Popen.__init__ = run, init
+        def wait(self, *args, **kwargs):
+            try:
+                return original_wait(self, *args, **kwargs)
+            finally:
+                t0 = watch.running.pop(id(self), None)
+                if t0 is not None and self.returncode is not None:
+                    watch.spans.append((t0, time.perf_counter()))
+
+        subprocess.Popen.__init__, subprocess.Popen.wait = init, wait
+
+    @property
+    def runs(self):
+        return len(self.started)
+
+    @property
+    def seconds(self):
+        """Wall time during which at least one child process ran."""
+        total, end = 0.0, None
+        for t0, t1 in sorted(self.spans):
+            if end is None or t0 > end:
+                total, end = total + t1 - t0, t1
+            elif t1 > end:
+                total, end = total + t1 - end, t1
+        return total
 
 
 def digits_model():
@@ -208,7 +225,7 @@ def run_build(spec):
     return {'total': total, 'compiler': watch.seconds, 'compiler_runs': watch.runs,
             'processes': watch.started, 'compile_source': lookup['seconds'],
             'instrs_per_row': len(trainer.sample.instrs), 'params': trainer.n_params,
-            'source_chars': len(getattr(trainer, 'source', ''))}
+            'source_chars': sum(map(len, getattr(trainer, 'source', None) or ['']))}
 
 
 def run(spec):

@@ -100,19 +100,18 @@ def ratios(run):
 
 def builds(run):
     out = []
-    cold, hit = run.get('builds', {}).get('W1 False cold'), run.get('builds', {}).get(
-        'W1 False hit')
-    if cold and 'total' in cold:
-        out.append(f'Build, W1: `Trainer()` with a cold cache takes {fmt_time(cold["total"])} '
-                   f'({fmt_time(cold["total"] - cold["compiler"])} code generation, '
-                   f'{fmt_time(cold["compiler"])} compiler; {cold["instrs_per_row"]:,} '
-                   f'instructions per row)')
+    hit = run.get('builds', {}).get('W1 False hit')
+    for name in ('W1', 'W2'):
+        cold = run.get('builds', {}).get(f'{name} False cold')
+        if cold and 'total' in cold:
+            out.append(f'Build, {name}: `Trainer()` with a cold cache takes '
+                       f'{fmt_time(cold["total"])} (a compiler running for '
+                       f'{fmt_time(cold["compiler"])} of it, alongside code generation; the '
+                       f'scalar gradient program would have {cold["instrs_per_row"]:,} '
+                       f'instructions per row)')
     if hit and 'total' in hit:
         out.append(f'Build, W1: a second `Trainer()` in a fresh process finds the library in '
                    f'{fmt_time(hit["total"])}, starting {hit["compiler_runs"]} compiler(s)')
-    w2 = run.get('builds', {}).get('W2 False cold')
-    if w2 and 'instrs_per_row' in w2:
-        out.append(f'W2: the per-sample program has {w2["instrs_per_row"]:,} instructions')
     return out
 
 

@@ -527,12 +527,14 @@ def main(argv=None):
         say(f'  {text}: {x:.2f}  (target {goal}: {"MET" if met else "MISSED"}'
             f'{"" if met else f", short by {minimum / x:.2f}x"})')
 
-    for c in ('c', 'c-fast'):
+    for c in ('c', 'c-fast'):  # issue 9's targets: W1 2x and 6x JAX, W2 1x and 1.5x
         tag = 'default' if c == 'c' else 'fast'
-        ratio_line(f'W1 JAX / generated C {tag}', t('W1', 'jax'), t('W1', c), '>= 5', 5.0)
+        ratio_line(f'W1 JAX / generated C {tag}', t('W1', 'jax'), t('W1', c),
+                   '>= 2' if c == 'c' else '>= 6', 2.0 if c == 'c' else 6.0)
         ratio_line(f'W1 CasADi C / generated C {tag}', t('W1', 'casadi-c'), t('W1', c), '> 1',
                    1.0)
-        ratio_line(f'W2 JAX / generated C {tag}', t('W2', 'jax'), t('W2', c), '> 1', 1.0)
+        ratio_line(f'W2 JAX / generated C {tag}', t('W2', 'jax'), t('W2', c),
+                   '>= 1' if c == 'c' else '>= 1.5', 1.0 if c == 'c' else 1.5)
     ratio_line('W1 micrograd 0.1.0 / generated Python', t('W1', 'micrograd'), t('W1', 'python'),
                '>= 50', 50.0)
     for workload in results:
@@ -553,30 +555,34 @@ def main(argv=None):
                 if 'error' in r:
                     failures.append(f'build {what} failed:\n{r["error"]}')
                 continue
-            rows.append([what, f"{r['instrs_per_row']}", fmt_time(r['total'] - r['compiler']),
-                         fmt_time(r['compiler']), fmt_time(r['total']),
+            rows.append([what, f"{r['instrs_per_row']}", fmt_time(r['compiler']),
+                         fmt_time(r['total']),
                          f"{r['compiler_runs']} ({', '.join(r['processes']) or '-'})"])
             if kind == 'hit' and r['processes']:
                 failures.append(f'cache hit {what} started {r["processes"]}: a cache hit must '
                                 'not run the compiler')
-        print_table(rows, ['model', 'instrs/row', 'codegen', 'compiler', 'total',
+        print_table(rows, ['model', 'instrs/row', 'compiler running', 'total',
                            'processes started'])
-        w1 = builds.get(('W1', False, 'cold'), {})
+        say('  instrs/row: of the scalar gradient program (the loop level of W1 and W2 is lifted'
+            ' from the forward trace and never builds it); compiler running: wall time with at'
+            ' least one compiler process alive, overlapping code generation')
         hit = builds.get(('W1', False, 'hit'), {})
-        if 'total' in w1:
-            met = w1['total'] < 1.0
-            targets.append(('W1 codegen + compile < 1 s', met))
-            verdict = 'MET' if met else f"MISSED, {w1['total']:.2f}x the budget"
-            say(f"  W1 codegen + compile: {w1['total']:.2f} s (target < 1 s: {verdict}); the "
-                f"generated source does not depend on the batch size (n is an argument)")
+        for name, budget in (('W1', 0.5), ('W2', 1.0)):  # issue 9's cold-build targets
+            cold = builds.get((name, False, 'cold'), {})
+            if 'total' in cold:
+                met = cold['total'] < budget
+                targets.append((f'{name} cold Trainer() < {budget:g} s', met))
+                verdict = 'MET' if met else f"MISSED, {cold['total'] / budget:.2f}x the budget"
+                say(f"  {name} cold Trainer(): {cold['total']:.2f} s (target < {budget:g} s: "
+                    f"{verdict}); the source does not depend on the batch size")
         if 'total' in hit:
             met = hit['total'] < 0.05
             targets.append(('cache hit < 50 ms', met))
             verdict = 'MET' if met else f"MISSED, {hit['total'] / 0.05:.1f}x the budget"
             say(f"  cache hit: {fmt_time(hit['total'])} for Trainer() (target < 50 ms: "
                 f"{verdict}), of which {fmt_time(hit['compile_source'])} in compile_source "
-                f"(hash, lookup); the rest traces and differentiates the model again to "
-                f"produce the source that is hashed")
+                f"(hash, lookup); the rest traces the model: the traced programs are what the "
+                f"cache looks up")
 
     # ---- fraction of peak -----------------------------------------------------------------
     if 'error' not in peak and peak:

@@ -32,34 +32,41 @@ def grad(program, wrt=None, of=0):
     if isinstance(target, str) and target in needs:
         adjoint[target] = 1.0
     for instr in reversed(_topo_order(program, target)):
-        if instr.out not in needs:
-            continue
-        # Like the engine (and PyTorch), apply the chain rule also where no gradient arrived
-        # (a register that only feeds step or sign): 0.0 times an inf or nan partial is nan.
-        adjoint.setdefault(instr.out, 0.0)
-        builder.note = f'grad of: {instr}'
-        args = [Sym(a, builder) if isinstance(a, str) else a for a in instr.args]
-        out = Sym(instr.out, builder)
-        partials = instr.op.grad(*args, out) if instr.param is None else \
-            instr.op.grad(*args, out, instr.param)
-        terms = {}  # x*x: both partials are x, and the engine computes the same term twice
-        for arg, partial in zip(instr.args, partials):
-            if partial is None or not isinstance(arg, str) or arg not in needs:
-                continue
-            key = _atom(partial), _atom(adjoint[instr.out])
-            term = terms[key] if key in terms else \
-                terms.setdefault(key, builder.emit(MUL, (partial, adjoint[instr.out])))
-            total = builder.emit(ADD, (adjoint[arg], term)) if arg in adjoint else \
-                _first_term(builder, term, arg in outputs)
-            adjoint[arg] = _name_adjoint(builder, total, arg, len(program.instrs))
-            if total is term:  # renamed g_<arg>: the reused term goes by that name now
-                terms[key] = adjoint[arg]
+        if instr.out in needs:
+            backward_step(builder, instr, adjoint, needs, outputs, len(program.instrs))
     grads = tuple(adjoint.get(x, 0.0) for x in wrt)
     # Rules return every partial; those of arguments needing no gradient are dead: drop them.
     return dce(Program(program.name, program.inputs, tuple(builder.instrs),
                        program.outputs + tuple(_atom(g) for g in grads),
                        program.output_names + tuple(f'd{program.output_names[of]}/d{x}'
                                                     for x in wrt)))
+
+
+def backward_step(builder, instr, adjoint, needs, outputs, n_forward):
+    """The chain rule through one instruction: for each argument in `needs`, add
+    partial * adjoint[instr.out] into adjoint[argument] (the instructions go to `builder`, whose
+    first n_forward instructions are the forward program's). Registers in `outputs` are
+    gradients the caller returns: their sums start at 0.0, as the engine's do."""
+    # Like the engine (and PyTorch), apply the chain rule also where no gradient arrived
+    # (a register that only feeds step or sign): 0.0 times an inf or nan partial is nan.
+    adjoint.setdefault(instr.out, 0.0)
+    builder.note = f'grad of: {instr}'
+    args = [Sym(a, builder) if isinstance(a, str) else a for a in instr.args]
+    out = Sym(instr.out, builder)
+    partials = instr.op.grad(*args, out) if instr.param is None else \
+        instr.op.grad(*args, out, instr.param)
+    terms = {}  # x*x: both partials are x, and the engine computes the same term twice
+    for arg, partial in zip(instr.args, partials):
+        if partial is None or not isinstance(arg, str) or arg not in needs:
+            continue
+        key = _atom(partial), _atom(adjoint[instr.out])
+        term = terms[key] if key in terms else \
+            terms.setdefault(key, builder.emit(MUL, (partial, adjoint[instr.out])))
+        total = builder.emit(ADD, (adjoint[arg], term)) if arg in adjoint else \
+            _first_term(builder, term, arg in outputs)
+        adjoint[arg] = _name_adjoint(builder, total, arg, n_forward)
+        if total is term:  # renamed g_<arg>: the reused term goes by that name now
+            terms[key] = adjoint[arg]
 
 
 def _first_term(builder, term, is_output):

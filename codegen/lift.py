@@ -20,10 +20,9 @@ the two on every evaluator.
 this does not cover: a weight or bias read anywhere else, an input of a layer read by anything
 but that layer, or neurons whose contributions arrive in different orders for different inputs.
 """
-from micrograd.ops import ADD, MUL
-
 from codegen import loops, recover
-from codegen.grad import _depends_on, _first_term, _topo_order
+from codegen.grad import (_depends_on, _first_term, _name_adjoint, _topo_order,
+                          backward_step)
 from codegen.ir import Program
 from codegen.lower import Builder, Sym
 
@@ -133,19 +132,8 @@ class _Walk:
         return True
 
     def _scalar(self, instr):
-        """grad's loop body for one instruction (see codegen/grad.py)."""
-        builder, adjoint = self.builder, self.adjoint
-        adjoint.setdefault(instr.out, 0.0)
-        args = [Sym(a, builder) if isinstance(a, str) else a for a in instr.args]
-        out = Sym(instr.out, builder)
-        partials = instr.op.grad(*args, out) if instr.param is None else \
-            instr.op.grad(*args, out, instr.param)
-        for arg, partial in zip(instr.args, partials):
-            if partial is None or not isinstance(arg, str) or arg not in self.needs:
-                continue
-            term = builder.emit(MUL, (partial, adjoint[instr.out]))
-            adjoint[arg] = builder.emit(ADD, (adjoint[arg], term)) if arg in adjoint else \
-                _first_term(builder, term, arg in self.param_set)
+        """grad's own step for one instruction (the builder holds only the backward)."""
+        backward_step(self.builder, instr, self.adjoint, self.needs, self.param_set, 0)
 
     def _flush(self, layer):
         """The layer's backward, once every chain's adjoint is known."""
@@ -158,7 +146,8 @@ class _Walk:
         M, L = layer.shape
         for m, a in enumerate(layer.init or ()):  # a bias: 0.0 + g, as for any parameter
             if isinstance(a, str):
-                self.adjoint[a] = _first_term(self.builder, Sym(g[m], self.builder), True)
+                total = _first_term(self.builder, Sym(g[m], self.builder), True)
+                self.adjoint[a] = _name_adjoint(self.builder, total, a, 0)
         names = tuple(self.builder.fresh('', fallback=f'g_{self.params[layer.weight_index(m, j)]}')
                       for m in range(M) for j in range(L))
         for (m, j), name in zip(((m, j) for m in range(M) for j in range(L)), names):
