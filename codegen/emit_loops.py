@@ -8,7 +8,8 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 """
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import CHUNK, Dense, Each, Map, Param, check, format as format_loops, stride
+from codegen.loops import (CHUNK, Corr, Dense, Each, Map, Param, check, format as format_loops,
+                           stride)
 
 DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
@@ -133,6 +134,45 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
   }
 }
 '''
+
+
+CORR = r'''/* Corr: a convolution's gradient in each row, the pixels' terms added in order:
+ * w[out + m*L + j][r] = 0.0 + w[X[j]][r] * w[G[m]][r] + w[X[L + j]][r] * w[G[M + m]][r] + ...
+ * over P pixels (X: L slots per pixel, G: M slots per pixel); with X NULL, the biases:
+ * w[out + m][r] = 0.0 + w[G[m]][r] + w[G[M + m]][r] + ... The rows run in the vector lanes. */
+static void mg_corr(double (*w)[MG_CHUNK], int out, int M, int L, int P, const int *X,
+                    const int *G) {
+  int m, j, p, r;
+  const int width = X ? L : 1;
+  for (m = 0; m < M; m++)
+    for (j = 0; j < width; j++) {
+      double a[MG_CHUNK];
+      for (r = 0; r < MG_CHUNK; r++) a[r] = 0.0;
+      for (p = 0; p < P; p++) {
+        const double *g = w[G[p * M + m]];
+        if (X) {
+          const double *x = w[X[p * L + j]];
+          for (r = 0; r < MG_CHUNK; r++) a[r] = a[r] + x[r] * g[r];
+        } else {
+          for (r = 0; r < MG_CHUNK; r++) a[r] = a[r] + g[r];
+        }
+      }
+      for (r = 0; r < MG_CHUNK; r++) w[out + m * width + j][r] = a[r];
+    }
+}
+'''
+
+
+def _corr(statement, k, name):
+    g = statement.group
+    tables, x = [], 'NULL'
+    if statement.x is not None:
+        x = f'{name}_c{k}_x'
+        tables.append(_table(x, [s for row in statement.x for s in row]))
+    tables.append(_table(f'{name}_c{k}_g', [s for row in statement.g for s in row]))
+    call = (f'  mg_corr(w, {statement.out}, {g.M}, {g.L}, {len(statement.g)}, {x}, '
+            f'{name}_c{k}_g);  /* {g.outs[0]} ... */')
+    return tables, call
 
 
 def _operand(a):
@@ -270,8 +310,8 @@ def _chunk_function(loops, name):
             if isinstance(statement, Map):
                 lines.append(_map(statement))
                 continue
-            if isinstance(statement, Dense):
-                more, code = _dense(statement, k, name)
+            if isinstance(statement, (Dense, Corr)):
+                more, code = (_dense if isinstance(statement, Dense) else _corr)(statement, k, name)
                 k += 1
             else:
                 more, code = _each_run(statement, k, name)
@@ -501,6 +541,8 @@ def to_c(loops, threads=1):
         kernels += DENSE
     if loops.outers:
         kernels += OUTER
+    if any(isinstance(s, Corr) for s in loops.body):
+        kernels += CORR
     entry = _sum(loops, name) if threads == 1 else \
         _sum(loops, name, f'static void {name}_sum_one') + _threaded_sum(loops, name, threads)
     return (_header(loops) + kernels + '\n' + _chunk_function(loops, name) +

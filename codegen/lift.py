@@ -31,21 +31,24 @@ def lift(program, n_params):
     """The loop level of d program.outputs[0] / d (first n_params inputs), with the loss as
     output 0 and the gradients after it (the layout of grad's), or None (see above)."""
     params = program.inputs[:n_params]
-    layers = [g for g in recover.find_dense(program, n_params) if _covered(program, g, params)]
-    if not layers or len(program.outputs) != 1 or not isinstance(program.outputs[0], str):
+    groups = [g for g in recover.find_dense(program, n_params) if _covered(program, g, params)]
+    if not groups or len(program.outputs) != 1 or not isinstance(program.outputs[0], str):
         return None
-    walk = _Walk(program, params, layers)
+    shared = {}  # dense groups over the same weights: one convolution, a group per pixel
+    for g in groups:
+        shared.setdefault((g.shape, g.base, g.stride_m, g.stride_j, g.init), []).append(g)
+    layers = [family[0] for family in shared.values() if len(family) == 1]
+    convolutions = [tuple(family) for family in shared.values() if len(family) > 1]
+    walk = _Walk(program, params, layers, convolutions)
     if not walk.run():
         return None
     return walk.loops()
 
 
 def _covered(program, group, params):
-    """The cases the reverse pass below handles: distinct vector entries, no parameter among
-    them, and a start of each chain that is nothing, a literal or a parameter."""
+    """The cases the reverse pass below handles: no parameter in the vector, and a start of
+    each chain that is nothing, a literal or a parameter."""
     param_set = set(params)
-    if len(set(group.vector)) != len(group.vector):
-        return False
     if any(isinstance(v, str) and v in param_set for v in group.vector):
         return False
     return group.init is None or all(not isinstance(a, str) or a in param_set
@@ -55,8 +58,11 @@ def _covered(program, group, params):
 class _Walk:
     """grad's reverse pass over the forward program, with each layer taken as one unit."""
 
-    def __init__(self, program, params, layers):
+    def __init__(self, program, params, layers, convolutions=()):
         self.program, self.params, self.layers = program, params, layers
+        self.convolutions = convolutions
+        self.pixels = [g for family in convolutions for g in family]
+        self.family = {g: family for family in convolutions for g in family}
         self.defined = {instr.out: instr for instr in program.instrs}
         self.readers = {}
         for instr in program.instrs:
@@ -72,10 +78,11 @@ class _Walk:
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
         self.outers = []
-        self.owner = {}         # chain register -> its layer
-        for layer in layers:
+        self.owner = {}         # chain register -> its layer (or pixel of a convolution)
+        for layer in list(layers) + self.pixels:
             for r in layer.internal | set(layer.outs):
                 self.owner[r] = layer
+        self.corrs = []         # the convolutions' weight and bias gradients
         self.vector_of = {}     # a layer's vector register -> that layer
         for layer in layers:
             for v in layer.vector:
@@ -88,6 +95,9 @@ class _Walk:
         """The reverse pass; False when the program leaves what `lift` covers."""
         for layer in self.layers:
             if not self._only_its_layer_reads(layer):
+                return False
+        for family in self.convolutions:
+            if not self._only_its_convolution_reads(family):
                 return False
         target = self.program.outputs[0]
         if target not in self.needs:
@@ -108,10 +118,13 @@ class _Walk:
                 self._scalar(instr)
             elif instr.out in layer.outs:
                 self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
-        for layer in list(self.pending):
+        for layer in [g for g in self.pending if g not in self.family]:
             if not self._flush(layer):
                 return False
-        return self.flushed == len(self.layers)
+        for family in self.convolutions:
+            if not self._flush_convolution(family):
+                return False
+        return self.flushed == len(self.layers) + len(self.convolutions)
 
     def _only_its_layer_reads(self, layer):
         """Each weight and bias is read once (by its chain), and each vector register that
@@ -125,11 +138,29 @@ class _Walk:
         for a in layer.init or ():
             if isinstance(a, str) and len(self.readers.get(a, ())) != 1:
                 return False
-        for v in layer.vector:
-            if isinstance(v, str) and v in self.needs and \
-                    any(r is None or r.out not in layer.internal for r in self.readers[v]):
+        needed = [v for v in layer.vector if isinstance(v, str) and v in self.needs]
+        if len(set(needed)) != len(needed):
+            return False  # one input twice in a neuron: its adjoint is not one product's row
+        for v in needed:
+            if any(r is None or r.out not in layer.internal for r in self.readers[v]):
                 return False
         return True
+
+    def _only_its_convolution_reads(self, family):
+        """Each weight and bias is read once per pixel, by that pixel's chain; no input of
+        the convolution needs an adjoint (the first layer of a CNN; the adjoint into an
+        earlier layer's outputs is not written yet)."""
+        first = family[0]
+        M, L = first.shape
+        owned = set().union(*(g.internal for g in family))
+        params = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
+        params += [a for a in first.init or () if isinstance(a, str)]
+        for p in params:
+            readers = self.readers.get(p, ())
+            if len(readers) != len(family) or any(r is None or r.out not in owned
+                                                  for r in readers):
+                return False
+        return not any(isinstance(v, str) and v in self.needs for g in family for v in g.vector)
 
     def _scalar(self, instr):
         """grad's own step for one instruction (the builder holds only the backward)."""
@@ -171,6 +202,48 @@ class _Walk:
             self.adjoint[v] = Sym(out, self.builder)
         return True
 
+    def _flush_convolution(self, family):
+        """A convolution's gradients, once every pixel's chains are visited: per row, each
+        weight's is 0.0 + the sum over pixels of x * g, and each bias's 0.0 + the sum of g,
+        the pixels in the order the engine's backward visits them (the same for every weight,
+        else None)."""
+        first = family[0]
+        M, L = first.shape
+        g = {}
+        for pixel in family:
+            seen = self.pending.pop(pixel, {})
+            adjoints = [seen.get(y) for y in pixel.outs]
+            if any(not isinstance(a, Sym) for a in adjoints):
+                return False
+            g[pixel] = tuple(a.name for a in adjoints)
+        orders = set()
+        for m in range(M):
+            for j in range(L):
+                readers = self.readers[self.params[first.weight_index(m, j)]]
+                orders.add(tuple(self.owner[r.out] for r in sorted(
+                    readers, key=lambda r: -self.position[r.out])))
+        if len(orders) != 1:
+            return False
+        order = orders.pop()
+        weights = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
+        outs = tuple(self.builder.fresh('', fallback=f'g_{w}') for w in weights)
+        self.corrs.append(recover.Corr(outs, tuple(p.vector for p in order),
+                                       tuple(g[p] for p in order), M, L))
+        for w, out in zip(weights, outs):
+            self.adjoint[w] = Sym(out, self.builder)
+        biases = [a for a in first.init or () if isinstance(a, str)]
+        if biases:
+            if len(biases) != M or any(tuple(self.owner[r.out] for r in sorted(
+                    self.readers[b], key=lambda r: -self.position[r.out])) != order
+                    for b in biases):
+                return False
+            outs = tuple(self.builder.fresh('', fallback=f'g_{b}') for b in biases)
+            self.corrs.append(recover.Corr(outs, None, tuple(g[p] for p in order), M, 1))
+            for b, out in zip(biases, outs):
+                self.adjoint[b] = Sym(out, self.builder)
+        self.flushed += 1
+        return True
+
     def _visit_order(self, layer):
         """The neurons in the order the engine's backward adds them into each input's adjoint
         (descending topological position of their products), if it is one arithmetic order
@@ -200,6 +273,9 @@ class _Walk:
         for k, dense in self.transposed:
             for name in dense.outs:
                 position[name] = start + k - 0.5
+        for k, corr in enumerate(self.corrs):  # last: they read every pixel's adjoint
+            for name in corr.outs:
+                position[name] = start + len(scalar_backward) + k
         outputs = (self.program.outputs[0],) + tuple(
             _atom(self.adjoint.get(p, 0.0)) for p in self.params)
         loss = (self.program.output_names or ('out0',))[0]
@@ -207,12 +283,12 @@ class _Walk:
         whole = Program(self.program.name, self.program.inputs,
                         tuple(forward + scalar_backward), outputs, names)
         outers = [self._outer(layer, g, registers) for layer, g, registers in self.outers]
-        dense = self.layers + backward_dense
+        dense = self.layers + self.pixels + backward_dense
         summed = set().union(*(o.registers for o in outers)) if outers else set()
-        groups = dense + recover.find_elementwise(whole, dense, summed)
+        groups = dense + self.corrs + recover.find_elementwise(whole, dense, summed)
         order = loops.schedule(whole.instrs, groups, position)
         if order is None:
-            order = loops.schedule(whole.instrs, dense, position)
+            order = loops.schedule(whole.instrs, dense + self.corrs, position)
         if order is None:
             return None
         return loops.allocate(whole, len(self.params), order, outers)

@@ -68,13 +68,21 @@ class Outer:
 
 
 @dataclass(frozen=True)
+class Corr:
+    group: recover.Corr
+    out: int                                   # first of M*L (or M) consecutive slots
+    x: Optional[Tuple[Tuple[int, ...], ...]]   # per pixel, L slots; None for the biases
+    g: Tuple[Tuple[int, ...], ...]             # per pixel, M slots
+
+
+@dataclass(frozen=True)
 class Loops:
     program: Program
     n_params: int
     n_slots: int
     constants: Tuple[Tuple[int, object], ...]  # (slot, Param or literal) filled every chunk
     inputs: Tuple[Tuple[int, int], ...]         # (slot, data column) loaded every chunk
-    body: Tuple[object, ...]                    # Map, Each and Dense statements, in order
+    body: Tuple[object, ...]                    # Map, Each, Dense, Corr statements, in order
     outers: Tuple[Outer, ...]                   # batch sums of products (weight gradients)
     outputs: Tuple[Optional[int], ...]          # slot per output; None where an Outer sums it
 
@@ -146,6 +154,8 @@ def _reads(unit):
         atoms = unit.args
     elif isinstance(unit, recover.Dense):
         atoms = unit.vector + (unit.init or ())
+    elif isinstance(unit, recover.Corr):
+        atoms = [a for row in (unit.x or ()) + unit.g for a in row]
     else:
         atoms = [r for a in unit.args
                  for r in (a.registers if isinstance(a, recover.Strip) else (a,))]
@@ -211,6 +221,11 @@ def allocate(program, n_params, order, outers):
             count = max(count, slot[unit.out] + 1)
             body.append(Map(unit, slot[unit.out], args))
             recyclable.add(unit.out)
+        elif isinstance(unit, recover.Corr):
+            x = None if unit.x is None else tuple(tuple(as_slot(a) for a in row)
+                                                  for row in unit.x)
+            body.append(Corr(unit, block(unit.outs), x,
+                             tuple(tuple(as_slot(a) for a in row) for row in unit.g)))
         elif isinstance(unit, recover.Dense):
             vector = tuple(as_slot(v) for v in unit.vector)
             init = unit.init
@@ -285,7 +300,21 @@ def _strip_text(slots):
     return f'({" ".join(map(operand_text, slots))})[m]'
 
 
+def _pixels_text(rows):
+    """The first pixel's slots, and how many pixels."""
+    first = _slots_text(rows[0]) if len(rows[0]) > 1 else operand_text(rows[0][0])
+    return f'({first}), ... {len(rows)} pixels'
+
+
 def statement_text(s):
+    if isinstance(s, Corr):
+        g = s.group
+        if s.x is None:
+            return (f'for m < {g.M}: w[{s.out}+m] = 0.0 + sum over {len(s.g)} pixels p of '
+                    f'g[p][m]    # g: {_pixels_text(s.g)}; {g.outs[0]} ...')
+        return (f'for m < {g.M}, j < {g.L}: w[{s.out}+{g.L}m+j] = 0.0 + sum over {len(s.g)} '
+                f'pixels p of x[p][j] * g[p][m]    # x: {_pixels_text(s.x)}; g: '
+                f'{_pixels_text(s.g)}; {g.outs[0]} ...')
     if isinstance(s, Map):
         param = '' if s.instr.param is None else f'[p={s.instr.param!r}]'
         args = ' '.join(operand_text(a) for a in s.args)
@@ -363,6 +392,17 @@ def check(loops):
         write(s, 'constant')
     for statement in loops.body:
         where = statement_text(statement)
+        if isinstance(statement, Corr):
+            g = statement.group
+            for row in (statement.x or ()) + statement.g:
+                for a in row:
+                    read(a, where)
+            if any(len(row) != g.L for row in statement.x or ()) or \
+                    any(len(row) != g.M for row in statement.g):
+                raise ValueError(f'{where}: a pixel with the wrong number of slots')
+            for k in range(len(g.outs)):
+                write(statement.out + k, where)
+            continue
         if isinstance(statement, Map):
             for a in statement.args:
                 read(a, where)
@@ -417,6 +457,9 @@ def _run_chunk(loops, params, rows):
     for s, value in loops.constants:
         w[s] = column(value)
     for statement in loops.body:
+        if isinstance(statement, Corr):
+            _run_corr(statement, w, n)
+            continue
         if isinstance(statement, Map):
             op, p = statement.instr.op, statement.instr.param
             args = [column(a) for a in statement.args]
@@ -439,6 +482,21 @@ def _run_chunk(loops, params, rows):
                 acc = terms if acc is None else [ADD.fwd(a, t) for a, t in zip(acc, terms)]
             w[statement.out + m] = acc
     return w, column
+
+
+def _run_corr(statement, w, n):
+    """0.0 + the pixels' terms, in order, for each output (see recover.Corr)."""
+    g = statement.group
+    for m in range(g.M):
+        for j in range(g.L if statement.x is not None else 1):
+            acc = [0.0] * n
+            for p, gs in enumerate(statement.g):
+                if statement.x is None:
+                    terms = w[gs[m]]
+                else:
+                    terms = [MUL.fwd(a, b) for a, b in zip(w[statement.x[p][j]], w[gs[m]])]
+                acc = [ADD.fwd(a, t) for a, t in zip(acc, terms)]
+            w[statement.out + (m * g.L + j if statement.x is not None else m)] = acc
 
 
 def evaluate_sum(loops, params, rows):

@@ -240,6 +240,19 @@ def _outer_over(dense, plus_zero, program, candidates, taken):
     return Outer(tuple(rows), dense.vector, base, stride_j, stride_m, registers, plus_zero)
 
 
+@dataclass(frozen=True)
+class Corr:
+    """A convolution's gradient in one row, summed over its pixels in the order given:
+    outs[m*L + j] = 0.0 + sum over p of x[p][j] * g[p][m] (the weights), or, when x is None,
+    outs[m] = 0.0 + sum over p of g[p][m] (the biases). lift.py makes these; nothing here
+    finds them in a scalar program."""
+    outs: Tuple[str, ...]
+    x: Optional[Tuple[Tuple[object, ...], ...]]  # per pixel, its input vector (L atoms)
+    g: Tuple[Tuple[str, ...], ...]                # per pixel, the adjoints of its M outputs
+    M: int
+    L: int
+
+
 MIN_ELEMENTWISE = 4  # fewer elements than this stay scalar
 
 
@@ -308,28 +321,23 @@ def _family_key(instr, member, families):
 
 
 def _family(key, entries, member, families):
-    """An Elementwise group from the instructions of one bucket, if they cover every element
-    exactly once and each family argument is read in the same or the reversed order."""
-    size = len(families[next(k[1] for k in key[2] if k[0] == 'family')])
+    """An Elementwise group from the instructions of one bucket: the same op on the same
+    shared atoms, reading elements of the same families. Its elements are ordered by the
+    element of the first family they read (one instruction per element: a second one reading
+    the same element waits for the next round); the other arguments may be read in any
+    order, as a table (a pooling window's pixels, a flattened image). None when fewer than
+    MIN_ELEMENTWISE instructions remain."""
     by_m = {}
     for m, instr in entries:
-        if m in by_m:
-            return None
-        by_m[m] = instr
-    if len(by_m) != size or size < MIN_ELEMENTWISE:
+        by_m.setdefault(m, instr)
+    if len(by_m) < MIN_ELEMENTWISE:
         return None
+    order = sorted(by_m)
     args = []
     for k, kind in enumerate(key[2]):
         if kind[0] == 'shared':
-            args.append(by_m[0].args[k])
-            continue
-        if len(families[kind[1]]) != size:
-            return None
-        strip = tuple(by_m[m].args[k] for m in range(size))
-        index = [member[r][1] for r in strip]
-        if index != list(range(size)) and index != list(range(size))[::-1]:
-            return None
-        args.append(Strip(strip))
-    first = by_m[0]
-    return Elementwise(first.op, first.param, tuple(by_m[m].out for m in range(size)),
-                       tuple(args))
+            args.append(by_m[order[0]].args[k])
+        else:
+            args.append(Strip(tuple(by_m[m].args[k] for m in order)))
+    first = by_m[order[0]]
+    return Elementwise(first.op, first.param, tuple(by_m[m].out for m in order), tuple(args))

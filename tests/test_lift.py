@@ -8,7 +8,7 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import codegen
-from codegen import emit_loops, lift, loops
+from codegen import emit_loops, lift, loops, recover
 from codegen.build import Compiled, compile_source
 from codegen.train import FAST_FLAGS, Trainer
 from micrograd.engine import Value
@@ -163,3 +163,92 @@ def test_hostile_labels_reach_no_lifted_source(tmp_path, monkeypatch):
     for threads in (1, 2):
         source = emit_loops.to_c(lifted, threads=threads)
         assert 'evil' not in source and 'stdio' not in source
+
+
+# ---- convolutions --------------------------------------------------------------------------
+
+def conv_net(rng, channels, out_channels, kernel, stride, padding, size, pool):
+    """Conv2d (relu) [-> MaxPool2d(2)] -> Flatten -> 5 (relu) -> 1, on a channels x size x size
+    image given as data inputs; returns (net, its parameters, the flattened width)."""
+    from micrograd.nn import Conv2d, Flatten, Layer, MaxPool2d, Sequential
+    conv = Conv2d(channels, out_channels, kernel, stride=stride, padding=padding,
+                  activation='relu', rng=rng)
+    shape = conv.output_shape((channels, size, size))
+    layers = [conv]
+    if pool and min(shape[1:]) >= 2:
+        layers.append(MaxPool2d(2))
+        shape = layers[-1].output_shape(shape)
+    width = shape[0] * shape[1] * shape[2]
+    net = Sequential(*layers, Flatten(), Layer(width, 5, activation='relu', rng=rng),
+                     Layer(5, 1, activation='linear', rng=rng))
+    return net, net.parameters()
+
+
+def conv_forward(net, params, channels, size):
+    pixels = [Value(0.0, label=f'x{i}') for i in range(channels * size * size)]
+    image = [[pixels[(c * size + r) * size:(c * size + r + 1) * size] for r in range(size)]
+             for c in range(channels)]
+    y = Value(0.0, label='y')
+    out = net(image)
+    loss = (1 + -y * (out[0] if isinstance(out, list) else out)).relu()
+    forward = codegen.trace(loss, params + pixels + [y], 'sample')
+    return forward, codegen.optimize(codegen.grad(forward, forward.inputs[:len(params)]))
+
+
+@settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(channels=st.integers(1, 2), out_channels=st.integers(2, 5), kernel=st.integers(2, 3),
+       stride=st.integers(1, 2), padding=st.integers(0, 1), size=st.integers(4, 7),
+       pool=st.booleans(), specials=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_convolutions_lift_to_the_scalar_gradients_bits(
+        channels, out_channels, kernel, stride, padding, size, pool, specials, seed,
+        tmp_path_factory):
+    """A convolution's weights and biases get their gradients per row as sums over pixels
+    (in the engine's pixel order), then the batch sum; max pooling's windows become
+    elementwise families reading the convolution's outputs through tables."""
+    rng = random.Random(seed)
+    net, params = conv_net(rng, channels, out_channels, kernel, stride, padding, size, pool)
+    forward, gradient = conv_forward(net, params, channels, size)
+    lifted = lift.lift(forward, len(params))
+    assert lifted is not None
+    pixels = ((size + 2 * padding - kernel) // stride + 1) ** 2
+    if pixels > 1 and out_channels * channels * kernel * kernel >= recover.MIN_GROUP_WORK:
+        assert any(isinstance(s, loops.Corr) for s in lifted.body)
+    rows = [row[:-1] for row in random_rows(rng, 37, channels * size * size, specials)]
+    rows = [row + [rng.choice([-1.0, 1.0])] for row in rows]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        check_lift(forward, gradient, len(params), [p.data for p in params], rows,
+                   tmp_path_factory.mktemp('conv'), monkeypatch)
+
+
+def test_a_convolution_after_a_convolution_is_refused(tmp_path, monkeypatch):
+    """The second convolution's inputs need adjoints, which lift does not write yet."""
+    from micrograd.nn import Conv2d, Flatten, Layer, Sequential
+    rng = random.Random(3)
+    net = Sequential(Conv2d(1, 3, 2, activation='relu', rng=rng),
+                     Conv2d(3, 2, 2, activation='relu', rng=rng), Flatten(),
+                     Layer(8, 1, activation='linear', rng=rng))
+    forward, _ = conv_forward(net, net.parameters(), 1, 4)
+    assert lift.lift(forward, len(net.parameters())) is None
+
+
+def test_the_digits_cnn_trains_lifted_with_the_scalar_paths_bits(tmp_path, monkeypatch):
+    import importlib.util
+    import os
+    use_private_cache(tmp_path, monkeypatch)
+    path = os.path.join(os.path.dirname(__file__), '..', 'examples', 'digits_cnn.py')
+    spec = importlib.util.spec_from_file_location('digits_cnn', path)
+    digits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(digits)
+    rng = random.Random(0)
+    rows = [[rng.random() for _ in range(64)] + [1.0 if k == i % 10 else 0.0 for k in range(10)]
+            for i in range(70)]
+    results = []
+    for loop_level in (None, False):
+        trainer = Trainer(digits.Digits(random.Random(0)), digits.cross_entropy, 64,
+                          n_targets=10, loop_level=loop_level)
+        assert ('sample' in trainer.__dict__) == (loop_level is False)  # lifted: never built
+        batch = trainer.rows(rows)
+        losses = [trainer.step(batch, 0.1, momentum=0.9) for _ in range(3)]
+        results.append((losses, list(trainer.params)))
+    assert_same(results[1][0], results[0][0], 'losses')
+    assert_same(results[1][1], results[0][1], 'parameters')
