@@ -8,8 +8,8 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 """
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import (CHUNK, Corr, Dense, Each, Map, Param, check, format as format_loops,
-                           stride)
+from codegen.loops import (CHUNK, Corr, Dense, Each, Gather, Map, Param, check,
+                           format as format_loops, stride)
 
 DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
@@ -163,6 +163,39 @@ static void mg_corr(double (*w)[MG_CHUNK], int out, int M, int L, int P, const i
 '''
 
 
+GATHER = r'''/* Gather: the adjoints of a convolution's inputs in each row. Output i adds its terms
+ * s = start[i] .. start[i+1]-1 in order, the first taken as it is:
+ * w[out + i][r] = W[k[s]] * w[g[s]][r] + W[k[s+1]] * w[g[s+1]][r] + ...
+ * The rows run in the vector lanes. */
+static void mg_gather(double (*w)[MG_CHUNK], int out, int K, const int *start,
+                      const double *W, const int *k, const int *g) {
+  int i, s, r;
+  for (i = 0; i < K; i++) {
+    double a[MG_CHUNK];
+    const double c = W[k[start[i]]], *x = w[g[start[i]]];
+    for (r = 0; r < MG_CHUNK; r++) a[r] = c * x[r];
+    for (s = start[i] + 1; s < start[i + 1]; s++) {
+      const double d = W[k[s]], *y = w[g[s]];
+      for (r = 0; r < MG_CHUNK; r++) a[r] = a[r] + d * y[r];
+    }
+    for (r = 0; r < MG_CHUNK; r++) w[out + i][r] = a[r];
+  }
+}
+'''
+
+
+def _gather(statement, k, name):
+    starts = [0]
+    for terms in statement.terms:
+        starts.append(starts[-1] + len(terms))
+    tables = [_table(f'{name}_g{k}_start', starts),
+              _table(f'{name}_g{k}_k', [p for terms in statement.terms for p, _ in terms]),
+              _table(f'{name}_g{k}_g', [s for terms in statement.terms for _, s in terms])]
+    call = (f'  mg_gather(w, {statement.out}, {len(statement.terms)}, {name}_g{k}_start, mg_p, '
+            f'{name}_g{k}_k, {name}_g{k}_g);  /* {statement.group.outs[0]} ... */')
+    return tables, call
+
+
 def _corr(statement, k, name):
     g = statement.group
     tables, x = [], 'NULL'
@@ -254,9 +287,14 @@ def _runs(body):
     return runs
 
 
+# gcc 12 -O3 miscompiled one loop of ~200 fused statements (its loop distribution left some
+# elements unwritten; -O2 and runs of up to 32 statements were right): runs stay short
+MAX_FUSED = 8
+
+
 def _fits(run, statement):
     M = len(statement.group.outs)
-    if len(run[0].group.outs) != M:
+    if len(run[0].group.outs) != M or len(run) >= MAX_FUSED:
         return False
     blocks = {s.out for s in run}
     written = {s.out + m for s in run for m in range(M)}
@@ -310,8 +348,9 @@ def _chunk_function(loops, name):
             if isinstance(statement, Map):
                 lines.append(_map(statement))
                 continue
-            if isinstance(statement, (Dense, Corr)):
-                more, code = (_dense if isinstance(statement, Dense) else _corr)(statement, k, name)
+            if isinstance(statement, (Dense, Corr, Gather)):
+                emit = {Dense: _dense, Corr: _corr, Gather: _gather}[type(statement)]
+                more, code = emit(statement, k, name)
                 k += 1
             else:
                 more, code = _each_run(statement, k, name)
@@ -543,6 +582,8 @@ def to_c(loops, threads=1):
         kernels += OUTER
     if any(isinstance(s, Corr) for s in loops.body):
         kernels += CORR
+    if any(isinstance(s, Gather) for s in loops.body):
+        kernels += GATHER
     entry = _sum(loops, name) if threads == 1 else \
         _sum(loops, name, f'static void {name}_sum_one') + _threaded_sum(loops, name, threads)
     return (_header(loops) + kernels + '\n' + _chunk_function(loops, name) +

@@ -82,7 +82,8 @@ class _Walk:
         for layer in list(layers) + self.pixels:
             for r in layer.internal | set(layer.outs):
                 self.owner[r] = layer
-        self.corrs = []         # the convolutions' weight and bias gradients
+        self.corrs = []         # the convolutions' weight and bias gradients, and dx
+        self.done = set()       # convolutions whose backward has run
         self.vector_of = {}     # a layer's vector register -> that layer
         for layer in layers:
             for v in layer.vector:
@@ -105,26 +106,71 @@ class _Walk:
         self.adjoint[target] = 1.0
         self.order = _topo_order(self.program, target)
         self.position = {instr.out: k for k, instr in enumerate(self.order)}
-        for instr in reversed(self.order):
-            if instr.out not in self.needs:
-                continue
-            # a layer's inputs are defined before all of its products: reaching one, every
-            # chain of that layer has been visited, so its backward can run whole
-            if instr.out in self.vector_of and self.vector_of[instr.out] in self.pending:
-                if not self._flush(self.vector_of[instr.out]):
+        self.upstream = {}  # convolution -> what its inputs are computed from
+        for family in self.convolutions:
+            if any(isinstance(v, str) and v in self.needs for g in family for v in g.vector):
+                upstream = self._upstream(family)
+                if upstream is None:
                     return False
-            layer = self.owner.get(instr.out)
-            if layer is None:
-                self._scalar(instr)
-            elif instr.out in layer.outs:
-                self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
+                self.upstream[family] = upstream
+        self.deferred = {family: [] for family in self.upstream}
+        for instr in reversed(self.order):
+            if instr.out in self.needs and not self._visit(instr):
+                return False
         for layer in [g for g in self.pending if g not in self.family]:
             if not self._flush(layer):
                 return False
         for family in self.convolutions:
-            if not self._flush_convolution(family):
+            if family not in self.done and not self._flush_convolution(family):
                 return False
         return self.flushed == len(self.layers) + len(self.convolutions)
+
+    def _visit(self, instr):
+        """grad's step for one instruction, or its part in a layer's or convolution's."""
+        for family, upstream in self.upstream.items():
+            # a convolution's input is reached before all of its pixels may be (the last
+            # pixels' windows are computed last): what it is computed from waits until the
+            # convolution's backward has run, then goes in the walk's order
+            if family not in self.done and instr.out in upstream:
+                self.deferred[family].append(instr)
+                return True
+        # a layer's inputs are defined before all of its products: reaching one, every
+        # chain of that layer has been visited, so its backward can run whole
+        if instr.out in self.vector_of and self.vector_of[instr.out] in self.pending:
+            if not self._flush(self.vector_of[instr.out]):
+                return False
+        layer = self.owner.get(instr.out)
+        if layer is None:
+            self._scalar(instr)
+            return True
+        if instr.out in layer.outs:
+            self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
+            family = self.family.get(layer)
+            if family in self.upstream and all(
+                    len(self.pending.get(g, ())) == len(g.outs) for g in family):
+                if not self._flush_convolution(family):
+                    return False
+                return all(self._visit(later) for later in self.deferred.pop(family))
+        return True
+
+    def _upstream(self, family):
+        """The instructions a convolution's inputs depend on (that need adjoints), if nothing
+        else reads what they compute: then running their backward after the convolution's
+        changes no order of any sum. Else None."""
+        chains = set().union(*(g.internal for g in family))
+        stack = [v for g in family for v in g.vector if isinstance(v, str) and v in self.needs]
+        upstream = set()
+        while stack:
+            r = stack.pop()
+            if r in upstream or r not in self.defined or r not in self.needs:
+                continue
+            upstream.add(r)
+            stack.extend(a for a in self.defined[r].args if isinstance(a, str))
+        for r in upstream:
+            for reader in self.readers.get(r, ()):
+                if reader is None or (reader.out not in upstream and reader.out not in chains):
+                    return None
+        return upstream
 
     def _only_its_layer_reads(self, layer):
         """Each weight and bias is read once (by its chain), and each vector register that
@@ -147,9 +193,8 @@ class _Walk:
         return True
 
     def _only_its_convolution_reads(self, family):
-        """Each weight and bias is read once per pixel, by that pixel's chain; no input of
-        the convolution needs an adjoint (the first layer of a CNN; the adjoint into an
-        earlier layer's outputs is not written yet)."""
+        """Each weight and bias is read once per pixel, by that pixel's chain, and each input
+        that needs an adjoint only by the convolution's products."""
         first = family[0]
         M, L = first.shape
         owned = set().union(*(g.internal for g in family))
@@ -160,7 +205,10 @@ class _Walk:
             if len(readers) != len(family) or any(r is None or r.out not in owned
                                                   for r in readers):
                 return False
-        return not any(isinstance(v, str) and v in self.needs for g in family for v in g.vector)
+        for v in {v for g in family for v in g.vector if isinstance(v, str) and v in self.needs}:
+            if any(r is None or r.out not in owned for r in self.readers[v]):
+                return False
+        return True
 
     def _scalar(self, instr):
         """grad's own step for one instruction (the builder holds only the backward)."""
@@ -189,15 +237,19 @@ class _Walk:
             return True
         if len(needed) != L:
             return False
-        visits = self._visit_order(layer)
-        if visits is None:
-            return False
+        orders = self._visit_orders(layer)
         outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in layer.vector)
-        base = layer.weight_index(visits[0], 0)
-        step = visits[1] - visits[0] if M > 1 else 0
-        self.transposed.append((len(self.builder.instrs), recover.Dense(
-            outs, tuple(g[m] for m in visits), None, base, layer.stride_j,
-            step * layer.stride_m, frozenset())))
+        visits = orders[0]
+        if len(set(orders)) == 1 and loops.stride(visits) is not None:
+            base = layer.weight_index(visits[0], 0)
+            step = visits[1] - visits[0] if M > 1 else 0
+            dx = recover.Dense(outs, tuple(g[m] for m in visits), None, base, layer.stride_j,
+                               step * layer.stride_m, frozenset())
+        else:  # the neurons in an order no loop over m follows (a loss reading its logits
+            # in its own order): each input's terms listed
+            dx = recover.Gather(outs, tuple(tuple((layer.weight_index(m, j), g[m])
+                                                  for m in orders[j]) for j in range(L)))
+        self.transposed.append((len(self.builder.instrs), dx))
         for v, out in zip(layer.vector, outs):
             self.adjoint[v] = Sym(out, self.builder)
         return True
@@ -241,23 +293,46 @@ class _Walk:
             self.corrs.append(recover.Corr(outs, None, tuple(g[p] for p in order), M, 1))
             for b, out in zip(biases, outs):
                 self.adjoint[b] = Sym(out, self.builder)
+        self._inputs_adjoint(family, g)
+        self.done.add(family)
         self.flushed += 1
         return True
 
-    def _visit_order(self, layer):
-        """The neurons in the order the engine's backward adds them into each input's adjoint
-        (descending topological position of their products), if it is one arithmetic order
-        for every input; else None."""
+    def _inputs_adjoint(self, family, g):
+        """Each input's adjoint: its terms W[m, j] * g[p][m] in the order the engine's backward
+        visits the products (the first taken as it is), as one Gather over all inputs."""
+        terms = {}  # input register -> [(position, weight index, g register)]
+        for pixel in family:
+            M, L = pixel.shape
+            for j, v in enumerate(pixel.vector):
+                if not (isinstance(v, str) and v in self.needs):
+                    continue
+                for m in range(M):
+                    k = pixel.weight_index(m, j)
+                    product = next(r for r in self.readers[self.params[k]]
+                                   if self.owner[r.out] is pixel)
+                    terms.setdefault(v, []).append((-self.position[product.out], k,
+                                                    g[pixel][m]))
+        if not terms:
+            return
+        inputs = sorted(terms, key=lambda v: self.position[self.defined[v].out]
+                        if v in self.defined else -1)
+        outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in inputs)
+        self.corrs.append(recover.Gather(outs, tuple(
+            tuple((k, gr) for _, k, gr in sorted(terms[v])) for v in inputs)))
+        for v, out in zip(inputs, outs):
+            self.adjoint[v] = Sym(out, self.builder)
+
+    def _visit_orders(self, layer):
+        """For each input j, the neurons in the order the engine's backward adds them into
+        its adjoint: descending topological position of their products."""
         M, L = layer.shape
-        orders = set()
+        orders = []
         for j in range(L):
             reader = {m: self.readers[self.params[layer.weight_index(m, j)]][0].out
                       for m in range(M)}
-            orders.add(tuple(sorted(range(M), key=lambda m: -self.position[reader[m]])))
-        if len(orders) != 1:
-            return None
-        order = orders.pop()
-        return list(order) if loops.stride(order) is not None else None
+            orders.append(tuple(sorted(range(M), key=lambda m: -self.position[reader[m]])))
+        return orders
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""

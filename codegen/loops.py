@@ -76,13 +76,20 @@ class Corr:
 
 
 @dataclass(frozen=True)
+class Gather:
+    group: recover.Gather
+    out: int                                        # first of K consecutive slots
+    terms: Tuple[Tuple[Tuple[int, int], ...], ...]  # per output: (parameter index, slot)
+
+
+@dataclass(frozen=True)
 class Loops:
     program: Program
     n_params: int
     n_slots: int
     constants: Tuple[Tuple[int, object], ...]  # (slot, Param or literal) filled every chunk
     inputs: Tuple[Tuple[int, int], ...]         # (slot, data column) loaded every chunk
-    body: Tuple[object, ...]                    # Map, Each, Dense, Corr statements, in order
+    body: Tuple[object, ...]                    # Map, Each, Dense, Corr, Gather, in order
     outers: Tuple[Outer, ...]                   # batch sums of products (weight gradients)
     outputs: Tuple[Optional[int], ...]          # slot per output; None where an Outer sums it
 
@@ -156,6 +163,8 @@ def _reads(unit):
         atoms = unit.vector + (unit.init or ())
     elif isinstance(unit, recover.Corr):
         atoms = [a for row in (unit.x or ()) + unit.g for a in row]
+    elif isinstance(unit, recover.Gather):
+        atoms = [a for terms in unit.terms for _, a in terms]
     else:
         atoms = [r for a in unit.args
                  for r in (a.registers if isinstance(a, recover.Strip) else (a,))]
@@ -226,6 +235,9 @@ def allocate(program, n_params, order, outers):
                                                   for row in unit.x)
             body.append(Corr(unit, block(unit.outs), x,
                              tuple(tuple(as_slot(a) for a in row) for row in unit.g)))
+        elif isinstance(unit, recover.Gather):
+            body.append(Gather(unit, block(unit.outs), tuple(
+                tuple((k, as_slot(a)) for k, a in terms) for terms in unit.terms)))
         elif isinstance(unit, recover.Dense):
             vector = tuple(as_slot(v) for v in unit.vector)
             init = unit.init
@@ -307,6 +319,12 @@ def _pixels_text(rows):
 
 
 def statement_text(s):
+    if isinstance(s, Gather):
+        n = sum(len(t) for t in s.terms)
+        first = ' + '.join(f'p[{k}] * w{slot}' for k, slot in s.terms[0][:3])
+        return (f'for i < {len(s.terms)}: w[{s.out}+i] = sum over its terms of p[k] * g    '
+                f'# {n} terms; i = 0: {first}{" + ..." if len(s.terms[0]) > 3 else ""}; '
+                f'{s.group.outs[0]} ...')
     if isinstance(s, Corr):
         g = s.group
         if s.x is None:
@@ -392,6 +410,16 @@ def check(loops):
         write(s, 'constant')
     for statement in loops.body:
         where = statement_text(statement)
+        if isinstance(statement, Gather):
+            for terms in statement.terms:
+                if not terms:
+                    raise ValueError(f'{where}: an output without terms')
+                for k, slot in terms:
+                    read(Param(k), where)
+                    read(slot, where)
+            for i in range(len(statement.terms)):
+                write(statement.out + i, where)
+            continue
         if isinstance(statement, Corr):
             g = statement.group
             for row in (statement.x or ()) + statement.g:
@@ -459,6 +487,15 @@ def _run_chunk(loops, params, rows):
     for statement in loops.body:
         if isinstance(statement, Corr):
             _run_corr(statement, w, n)
+            continue
+        if isinstance(statement, Gather):
+            for i, terms in enumerate(statement.terms):
+                acc = None
+                for k, slot in terms:
+                    products = [MUL.fwd(params[k], g) for g in w[slot]]
+                    acc = products if acc is None else [ADD.fwd(a, t)
+                                                        for a, t in zip(acc, products)]
+                w[statement.out + i] = acc
             continue
         if isinstance(statement, Map):
             op, p = statement.instr.op, statement.instr.param

@@ -253,6 +253,16 @@ class Corr:
     L: int
 
 
+@dataclass(frozen=True)
+class Gather:
+    """The adjoints of a layer's or convolution's inputs in one row: outs[i] = W[k0] * g0 +
+    W[k1] * g1 + ... over the (parameter index, adjoint register) terms of input i, in the
+    order given, the first taken as it is. lift.py makes these."""
+    outs: Tuple[str, ...]
+    terms: Tuple[Tuple[Tuple[int, str], ...], ...]
+    internal: frozenset = frozenset()  # none: like a Dense group's, for find_elementwise
+
+
 MIN_ELEMENTWISE = 4  # fewer elements than this stay scalar
 
 
