@@ -8,7 +8,7 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 """
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import (CHUNK, Corr, Dense, Each, Gather, Map, Param, check,
+from codegen.loops import (CHUNK, Conv, Corr, Dense, Each, Gather, Map, Param, check,
                            format as format_loops, stride)
 
 DEFINITIONS = r'''
@@ -135,6 +135,18 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
 }
 '''
 
+
+CONV = r'''/* A convolution: the same Dense over P pixels, pixel p reading the L slots x[p*L ...]
+ * and writing its M outputs at out + p*M. */
+static void mg_conv(double (*w)[MG_CHUNK], int out, int P, int M, int L, const double *W,
+                    long sm, long sj, const int *x, const double *bias, long bs,
+                    const int *init) {
+  int p;
+  for (p = 0; p < P; p++)
+    mg_dense(w, out + p * M, M, L, W, sm, sj, x + p * L, bias, bs, init);
+}
+
+'''
 
 CORR = r'''/* Corr: a convolution's gradient in each row, the pixels' terms added in order:
  * w[out + m*L + j][r] = 0.0 + w[X[j]][r] * w[G[m]][r] + w[X[L + j]][r] * w[G[M + m]][r] + ...
@@ -326,6 +338,17 @@ def _dense(statement, k, name):
     return tables, call
 
 
+def _conv(statement, k, name):
+    """One call over every pixel: the first pixel's Dense call, with all pixels' vectors."""
+    tables, call = _dense(statement.pixels[0], k, name)
+    x = f'{name}_d{k}_x'
+    tables[0] = _table(x, [s for pixel in statement.pixels for s in pixel.vector])
+    M, L = statement.pixels[0].group.shape
+    call = call.replace(f'mg_dense(w, {statement.out}, {M}, {L},',
+                        f'mg_conv(w, {statement.out}, {len(statement.pixels)}, {M}, {L},', 1)
+    return tables, call
+
+
 def _slot(a):
     if not isinstance(a, int):
         raise ValueError(f'a dense init must be a slot or a parameter, not {a!r}')
@@ -348,8 +371,8 @@ def _chunk_function(loops, name):
             if isinstance(statement, Map):
                 lines.append(_map(statement))
                 continue
-            if isinstance(statement, (Dense, Corr, Gather)):
-                emit = {Dense: _dense, Corr: _corr, Gather: _gather}[type(statement)]
+            if isinstance(statement, (Dense, Conv, Corr, Gather)):
+                emit = {Dense: _dense, Conv: _conv, Corr: _corr, Gather: _gather}[type(statement)]
                 more, code = emit(statement, k, name)
                 k += 1
             else:
@@ -576,10 +599,12 @@ def to_c(loops, threads=1):
     check(loops)
     name = loops.name
     kernels = DEFINITIONS % {'chunk': CHUNK} + SUM_ROWS
-    if any(isinstance(s, Dense) for s in loops.body):
+    if any(isinstance(s, (Dense, Conv)) for s in loops.body):
         kernels += DENSE
     if loops.outers:
         kernels += OUTER
+    if any(isinstance(s, Conv) for s in loops.body):
+        kernels += CONV
     if any(isinstance(s, Corr) for s in loops.body):
         kernels += CORR
     if any(isinstance(s, Gather) for s in loops.body):

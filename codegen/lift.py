@@ -31,7 +31,8 @@ def lift(program, n_params):
     """The loop level of d program.outputs[0] / d (first n_params inputs), with the loss as
     output 0 and the gradients after it (the layout of grad's), or None (see above)."""
     params = program.inputs[:n_params]
-    groups = [g for g in recover.find_dense(program, n_params) if _covered(program, g, params)]
+    param_set = set(params)
+    groups = [g for g in recover.find_dense(program, n_params) if _covered(g, param_set)]
     if not groups or len(program.outputs) != 1 or not isinstance(program.outputs[0], str):
         return None
     shared = {}  # dense groups over the same weights: one convolution, a group per pixel
@@ -45,10 +46,9 @@ def lift(program, n_params):
     return walk.loops()
 
 
-def _covered(program, group, params):
+def _covered(group, param_set):
     """The cases the reverse pass below handles: no parameter in the vector, and a start of
     each chain that is nothing, a literal or a parameter."""
-    param_set = set(params)
     if any(isinstance(v, str) and v in param_set for v in group.vector):
         return False
     return group.init is None or all(not isinstance(a, str) or a in param_set
@@ -301,17 +301,21 @@ class _Walk:
     def _inputs_adjoint(self, family, g):
         """Each input's adjoint: its terms W[m, j] * g[p][m] in the order the engine's backward
         visits the products (the first taken as it is), as one Gather over all inputs."""
+        M, L = family[0].shape
+        product = {}  # (pixel, weight index) -> the product register
+        for m in range(M):
+            for j in range(L):
+                k = family[0].weight_index(m, j)
+                for r in self.readers[self.params[k]]:
+                    product[id(self.owner[r.out]), k] = r.out
         terms = {}  # input register -> [(position, weight index, g register)]
         for pixel in family:
-            M, L = pixel.shape
             for j, v in enumerate(pixel.vector):
                 if not (isinstance(v, str) and v in self.needs):
                     continue
                 for m in range(M):
                     k = pixel.weight_index(m, j)
-                    product = next(r for r in self.readers[self.params[k]]
-                                   if self.owner[r.out] is pixel)
-                    terms.setdefault(v, []).append((-self.position[product.out], k,
+                    terms.setdefault(v, []).append((-self.position[product[id(pixel), k]], k,
                                                     g[pixel][m]))
         if not terms:
             return
@@ -358,9 +362,12 @@ class _Walk:
         whole = Program(self.program.name, self.program.inputs,
                         tuple(forward + scalar_backward), outputs, names)
         outers = [self._outer(layer, g, registers) for layer, g, registers in self.outers]
-        dense = self.layers + self.pixels + backward_dense
+        dense = self.layers + [recover.Conv(f) for f in self.convolutions] + backward_dense
         summed = set().union(*(o.registers for o in outers)) if outers else set()
-        groups = dense + self.corrs + recover.find_elementwise(whole, dense, summed)
+        # a convolution's outputs, all pixels together, are one family: its activation is one
+        # loop over pixels and channels, and so is each step of the pooling after it
+        seeds = self.layers + backward_dense + [_Outputs(family) for family in self.convolutions]
+        groups = dense + self.corrs + recover.find_elementwise(whole, seeds, summed)
         order = loops.schedule(whole.instrs, groups, position)
         if order is None:
             order = loops.schedule(whole.instrs, dense + self.corrs, position)
@@ -379,6 +386,14 @@ class _Walk:
                                  frozenset(registers), True)
         return recover.Outer(g, layer.vector, base, layer.stride_j, layer.stride_m,
                              frozenset(registers), True)
+
+
+class _Outputs:
+    """The outputs of every pixel of a convolution, as one family for find_elementwise."""
+
+    def __init__(self, family):
+        self.outs = tuple(y for pixel in family for y in pixel.outs)
+        self.internal = frozenset().union(*(pixel.internal for pixel in family))
 
 
 def _atom(a):

@@ -68,6 +68,16 @@ class Outer:
 
 
 @dataclass(frozen=True)
+class Conv:
+    group: recover.Conv
+    pixels: Tuple[Dense, ...]  # one Dense statement per pixel, outputs pixel after pixel
+
+    @property
+    def out(self):
+        return self.pixels[0].out
+
+
+@dataclass(frozen=True)
 class Corr:
     group: recover.Corr
     out: int                                   # first of M*L (or M) consecutive slots
@@ -165,6 +175,8 @@ def _reads(unit):
         atoms = [a for row in (unit.x or ()) + unit.g for a in row]
     elif isinstance(unit, recover.Gather):
         atoms = [a for terms in unit.terms for _, a in terms]
+    elif isinstance(unit, recover.Conv):
+        atoms = [a for pixel in unit.pixels for a in pixel.vector + (pixel.init or ())]
     else:
         atoms = [r for a in unit.args
                  for r in (a.registers if isinstance(a, recover.Strip) else (a,))]
@@ -220,6 +232,15 @@ def allocate(program, n_params, order, outers):
         count += len(names)
         return slot[names[0]]
 
+    def dense(group, out):
+        vector = tuple(as_slot(v) for v in group.vector)
+        init = group.init
+        if init is not None:  # a bias: parameters at affine positions; else all slots
+            bias = tuple(params[a] for a in init if a in params)
+            affine = len(bias) == len(init) and stride(p.index for p in bias) is not None
+            init = bias if affine else tuple(as_slot(a) for a in init)
+        return Dense(group, out, vector, init)
+
     body, recyclable = [], set()  # only a Map's slot is reused: Dense outputs are blocks
     for k, unit in enumerate(order):
         if isinstance(unit, Instr):
@@ -238,14 +259,12 @@ def allocate(program, n_params, order, outers):
         elif isinstance(unit, recover.Gather):
             body.append(Gather(unit, block(unit.outs), tuple(
                 tuple((k, as_slot(a)) for k, a in terms) for terms in unit.terms)))
+        elif isinstance(unit, recover.Conv):
+            out = block(unit.outs)
+            body.append(Conv(unit, tuple(dense(pixel, out + p * len(pixel.outs))
+                                         for p, pixel in enumerate(unit.pixels))))
         elif isinstance(unit, recover.Dense):
-            vector = tuple(as_slot(v) for v in unit.vector)
-            init = unit.init
-            if init is not None:  # a bias: parameters at affine positions; else all slots
-                bias = tuple(params[a] for a in init if a in params)
-                affine = len(bias) == len(init) and stride(p.index for p in bias) is not None
-                init = bias if affine else tuple(as_slot(a) for a in init)
-            body.append(Dense(unit, block(unit.outs), vector, init))
+            body.append(dense(unit, block(unit.outs)))
         else:
             args = tuple(tuple(as_slot(r) for r in a.registers) if isinstance(a, recover.Strip)
                          else operand(a) for a in unit.args)
@@ -319,6 +338,10 @@ def _pixels_text(rows):
 
 
 def statement_text(s):
+    if isinstance(s, Conv):
+        first = statement_text(s.pixels[0]).split('    #')[0]
+        return (f'for each of {len(s.pixels)} pixels p: {first.replace("w[", "w[M*p + ", 1)}'
+                f'    # M = {s.pixels[0].group.shape[0]}; pixel 0 shown; {s.group.outs[0]} ...')
     if isinstance(s, Gather):
         n = sum(len(t) for t in s.terms)
         first = ' + '.join(f'p[{k}] * w{slot}' for k, slot in s.terms[0][:3])
@@ -408,7 +431,7 @@ def check(loops):
     for s, value in loops.constants:
         read(value, 'constant')
         write(s, 'constant')
-    for statement in loops.body:
+    for statement in _flat(loops.body):
         where = statement_text(statement)
         if isinstance(statement, Gather):
             for terms in statement.terms:
@@ -470,6 +493,15 @@ def check(loops):
 
 # ---- reference interpreter ------------------------------------------------------------------
 
+def _flat(body):
+    """The statements with each Conv as its pixels' Dense statements."""
+    for statement in body:
+        if isinstance(statement, Conv):
+            yield from statement.pixels
+        else:
+            yield statement
+
+
 def _run_chunk(loops, params, rows):
     """Every slot of one chunk of rows (Python floats, the op table's forward)."""
     n = len(rows)
@@ -484,7 +516,7 @@ def _run_chunk(loops, params, rows):
         w[s] = [float(row[d]) for row in rows]
     for s, value in loops.constants:
         w[s] = column(value)
-    for statement in loops.body:
+    for statement in _flat(loops.body):
         if isinstance(statement, Corr):
             _run_corr(statement, w, n)
             continue
@@ -584,4 +616,4 @@ def has_structure(loops):
     """True when the loop level found a dense group and left little scalar code (else the
     scalar emitters serve better)."""
     maps = sum(1 for s in loops.body if isinstance(s, Map))
-    return maps <= MAP_LIMIT and any(isinstance(s, Dense) for s in loops.body)
+    return maps <= MAP_LIMIT and any(isinstance(s, (Dense, Conv)) for s in loops.body)

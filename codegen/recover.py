@@ -26,7 +26,7 @@ from micrograd.ops import ADD, MUL
 MIN_GROUP_WORK = 16  # products below this stay scalar: a loop would cost more than it saves
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # a group is itself: hashed by identity (LeNet-5 has 900)
 class Dense:
     """outs[m] = init[m] + sum_j params[base + m*stride_m + j*stride_j] * vector[j].
 
@@ -238,6 +238,16 @@ def _outer_over(dense, plus_zero, program, candidates, taken):
         return Outer(dense.vector, tuple(rows), base, stride_m, stride_j, registers, plus_zero)
     # the longer side runs in the vector lanes: x*g = g*x, so swap the roles
     return Outer(tuple(rows), dense.vector, base, stride_j, stride_m, registers, plus_zero)
+
+
+class Conv:
+    """The pixels of a convolution: Dense groups over the same weights (and starts), each over
+    its own vector. Its outputs are every pixel's, pixel after pixel. lift.py makes these."""
+
+    def __init__(self, pixels):
+        self.pixels = tuple(pixels)
+        self.outs = tuple(y for pixel in self.pixels for y in pixel.outs)
+        self.internal = frozenset().union(*(pixel.internal for pixel in self.pixels))
 
 
 @dataclass(frozen=True)
