@@ -281,3 +281,29 @@ def test_the_digits_cnn_trains_lifted_with_the_scalar_paths_bits(tmp_path, monke
         results.append((losses, list(trainer.params)))
     assert_same(results[1][0], results[0][0], 'losses')
     assert_same(results[1][1], results[0][1], 'parameters')
+
+
+def test_a_small_lenet5_lifts_to_the_scalar_gradients_bits(tmp_path, monkeypatch):
+    """LeNet-5's structure at half width on 16x16 images: conv, average pool, conv (its inputs'
+    adjoints a Gather), average pool, three dense layers, softmax cross-entropy."""
+    from micrograd.architectures import lenet5
+    from micrograd.nn import maximum, total
+    rng = random.Random(6)
+    net = lenet5(num_classes=4, width=0.5, input_size=16, rng=rng)
+    params = net.parameters()
+    pixels = [Value(0.0, label=f'x{i}') for i in range(256)]
+    targets = [Value(0.0, label=f'y{k}') for k in range(4)]
+    logits = net([[pixels[16 * r:16 * r + 16] for r in range(16)]])
+    shift = logits[0]
+    for z in logits[1:]:
+        shift = maximum(z, shift)
+    loss = total([(z - shift).exp() for z in logits]).log() - \
+        total([y * (z - shift) for y, z in zip(targets, logits)])
+    forward = codegen.trace(loss, params + pixels + targets, 'sample')
+    gradient = codegen.optimize(codegen.grad(forward, forward.inputs[:len(params)]))
+    rows = [[rng.random() for _ in range(256)] + [1.0 if k == i % 4 else 0.0 for k in range(4)]
+            for i in range(33)]
+    lifted = check_lift(forward, gradient, len(params), [p.data for p in params], rows,
+                        tmp_path, monkeypatch)
+    kinds = {type(s).__name__ for s in lifted.body}
+    assert {'Conv', 'Corr', 'Gather'} <= kinds
