@@ -612,8 +612,8 @@ def evaluate_batch(loops, params, rows):
 MAP_LIMIT = 1000
 
 
-def has_structure(loops):
-    """True when the loop level found a dense group and left little scalar code (else the
-    scalar emitters serve better)."""
+def has_structure(loops, map_limit=MAP_LIMIT):
+    """True when the loop level found a dense group and left little scalar code (at most
+    map_limit statements; else the scalar emitters serve better)."""
     maps = sum(1 for s in loops.body if isinstance(s, Map))
-    return maps <= MAP_LIMIT and any(isinstance(s, (Dense, Conv)) for s in loops.body)
+    return maps <= map_limit and any(isinstance(s, (Dense, Conv)) for s in loops.body)

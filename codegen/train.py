@@ -39,19 +39,23 @@ FAST_LANES, FAST_THREADS = 4, 2
 # gcc -O3 0.6 s as straight-line code and 0.1 s as a table; the step got 2-3 us slower.)
 EXTRA_STRAIGHT_LINE_LIMIT = 500
 
+LIFTED_MAP_LIMIT = 10 * loops.MAP_LIMIT  # see _sample_source
+
 STEP_C = '''
 /* One training step over n rows of `data`: the loss before the update is returned, the
  * parameters are updated in place. settings: lr, momentum, weight_decay, clip_value (<0: off),
  * clip_norm (<0: off), mean (1: average over rows, 0: sum). Sets status[0] = 1 (and changes
- * nothing) when the gradient norm is not finite and clipping by norm was asked. */
+ * nothing) when the gradient norm is not finite and clipping by norm was asked, 2 when memory
+ * for the gradients cannot be had (they are on the heap: LeNet-5 would need 1.5 MB of stack). */
 double train_step(double *params, double *velocity, const double *data, long n,
                   const double *settings, int *status) {
-  double sum[1 + P], extra[1 + P], g[P > 0 ? P : 1];
+  double *sum = malloc(3 * (P + 1) * sizeof *sum), *extra = sum + P + 1, *g = extra + P + 1;
   const double lr = settings[0], momentum = settings[1], decay = settings[2];
   const double clip_value = settings[3], clip_norm = settings[4];
   const double scale = settings[5] != 0.0 ? 1.0 / (double)n : 1.0;
   double loss, norm = 0.0;
   long j;
+  if (!sum) { status[0] = 2; return NAN; }
   SAMPLE_SUM(params, data, sum, n);
   loss = sum[0] * scale;
   for (j = 0; j < P; j++) g[j] = sum[1 + j] * scale;
@@ -66,7 +70,7 @@ double train_step(double *params, double *velocity, const double *data, long n,
   if (clip_norm >= 0.0) {
     for (j = 0; j < P; j++) norm += g[j] * g[j];
     norm = sqrt(norm);
-    if (!isfinite(norm)) { status[0] = 1; return loss; }
+    if (!isfinite(norm)) { status[0] = 1; free(sum); return loss; }
     if (norm > clip_norm)
       for (j = 0; j < P; j++) g[j] *= clip_norm / norm;
   }
@@ -76,6 +80,7 @@ double train_step(double *params, double *velocity, const double *data, long n,
     if (momentum != 0.0) step = velocity[j] = momentum * velocity[j] + step;
     params[j] -= lr * step;
   }
+  free(sum);
   return loss;
 }
 '''
@@ -83,8 +88,12 @@ double train_step(double *params, double *velocity, const double *data, long n,
 
 def step_source(sample, extra, n_params, has_extra):
     """STEP_C with what it needs to call the two programs by their own names (the prototype
-    comes from the ABI); the caller puts it after `extra`'s code in one translation unit."""
-    return (f'{abi.prototype(sample.name, "_sum")};\n'
+    comes from the ABI); the caller puts it after `extra`'s code in one translation unit.
+    Without a batch-level term there is no such program: a function doing nothing stands in
+    (a program of n_params zero gradients was 61,706 statements for LeNet-5: gcc took 58 s)."""
+    stub = '' if has_extra else (f'static void {extra.name}(const double *in, double *out) '
+                                 '{ (void)in; (void)out; }\n')
+    return (f'{abi.prototype(sample.name, "_sum")};\n{stub}'
             f'#define SAMPLE_SUM {sample.name}_sum\n#define EXTRA {extra.name}\n'
             f'#define P {n_params}\n#define HAS_EXTRA {int(has_extra)}\n' + STEP_C)
 
@@ -200,8 +209,9 @@ class Trainer:
         """Two translation units: the per-sample program, and the batch-level term with the
         step that calls both."""
         yield self._sample_source()
-        yield (to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT) +
-               step_source(self.traced_sample, self.extra, self.n_params, has_extra))
+        extra = to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT) if has_extra \
+            else '#include <math.h>\n#include <stdlib.h>\n'
+        yield extra + step_source(self.traced_sample, self.traced_extra, self.n_params, has_extra)
 
     def _units(self):
         """The units of `_source`, each also kept in self.source."""
@@ -216,7 +226,11 @@ class Trainer:
         from the gradient program, as `to_c` chooses."""
         if self.loop_level is not False:
             lifted = lift(check(self.traced_sample), self.n_params)
-            if lifted is not None and (self.loop_level or loops.has_structure(lifted)):
+            # a higher limit on the scalar statements left than to_c's: the other way needs
+            # the scalar gradient program, which costs more to build than they cost to compile
+            # (LeNet-5: 2.5M instructions, against 1,400 statements)
+            if lifted is not None and (self.loop_level or loops.has_structure(
+                    lifted, map_limit=LIFTED_MAP_LIMIT)):
                 return emit_loops.to_c(lifted, threads=self.threads)
         return to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads,
                     loop_level=self.loop_level)
@@ -258,6 +272,8 @@ class Trainer:
         status = ctypes.c_int(0)
         loss = self._step(self.params, self.velocity, batch.pointer(), len(batch), settings,
                           ctypes.byref(status))
+        if status.value == 2:
+            raise MemoryError(f'no memory for the {self.n_params} gradients of a step')
         if status.value:
             raise ValueError(validate.NORM_NOT_FINITE)
         return loss
