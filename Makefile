@@ -47,6 +47,7 @@ $(OLDEST_VENV)/ready: setup.cfg pyproject.toml
 bench: $(VENV)/ready
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/lenet.py
 
 # Mutation testing (cosmic-ray, see tools/mutate.py): each core module's mutants against only
 # the tests that cover it. Not part of `make test` or CI. MUTATE_MODULES="ieee ops" picks some.

