@@ -16,7 +16,7 @@ from micrograd.nn import MLP
 
 from codegen_support import STRICT_FLAGS, use_private_cache
 from exact import assert_same
-from test_loops import LOSSES, hand_built_layer, ordered_sum, random_rows
+from test_loops import LOSSES, hand_built_layer, hostile_layer, ordered_sum, random_rows
 
 
 def forward_and_gradient(model, loss, n_in):
@@ -147,14 +147,8 @@ def test_the_trainer_builds_w1_without_the_scalar_gradient_program(tmp_path, mon
 def test_hostile_labels_reach_no_lifted_source(tmp_path, monkeypatch):
     """Labels are user text: lifting names new registers after parameters (g_<name>), so
     every hostile label is tried as a parameter's and an input's, with one and two threads."""
-    hostile = ['*/ int evil; /*', 'vd', 'w', 'r', 'm', 'mg_x', 'S', 'xt', 'g_b0', 't0',
-               'sample_chunk', '\n#include <stdio.h>', 'NAN']
     rng = random.Random(2)
-    W, b, params = hand_built_layer(rng, 6, 5, False)
-    for k, p in enumerate(params):
-        p.label = hostile[k % len(hostile)]
-    x = [Value(0.0, label=hostile[j]) for j in range(5)]
-    loss = sum(sum((W[i][j] * x[j] for j in range(5)), b[i]).relu() for i in range(6))
+    params, x, loss = hostile_layer(rng)
     forward = codegen.trace(loss, params + x, 'sample')
     gradient = codegen.optimize(codegen.grad(forward, forward.inputs[:len(params)]))
     rows = [[rng.uniform(-2, 2) for _ in range(5)] for _ in range(3)]

@@ -204,17 +204,26 @@ def test_neurons_without_bias_start_from_a_literal(tmp_path, monkeypatch):
                           monkeypatch)
 
 
+HOSTILE = ['*/ int evil; /*', 'vd', 'v_tanh', 'w', 'r', 'm', 'mg_x', 'S', 'xt', 'rows', 'g_b0',
+           't0', 'sample_chunk', '\n#include <stdio.h>', 'NAN']
+
+
+def hostile_layer(rng):
+    """A 6 x 5 relu layer whose parameters and inputs carry every label of HOSTILE (names of
+    the generated code, comment ends, preprocessor lines): (parameters, inputs, loss)."""
+    W, b, params = hand_built_layer(rng, 6, 5, False)
+    for k, p in enumerate(params):
+        p.label = HOSTILE[k % len(HOSTILE)]
+    x = [Value(0.0, label=HOSTILE[j]) for j in range(5)]
+    loss = sum(sum((W[i][j] * x[j] for j in range(5)), b[i]).relu() for i in range(6))
+    return params, x, loss
+
+
 def test_hostile_labels_reach_no_source(tmp_path, monkeypatch):
     """Labels are user text: none of them may break or enter the generated C or Python."""
     use_private_cache(tmp_path, monkeypatch)
-    hostile = ['*/ int evil; /*', 'vd', 'v_tanh', 'w', 'r', 'm', 'mg_x', 'S', 'xt', 'rows',
-               'sample_chunk', '\n#include <stdio.h>', 'NAN']
     rng = random.Random(2)
-    W, b, params = hand_built_layer(rng, 6, 5, False)
-    for k, p in enumerate(params):
-        p.label = hostile[k % len(hostile)]
-    x = [Value(0.0, label=hostile[j]) for j in range(5)]
-    loss = sum(sum((W[i][j] * x[j] for j in range(5)), b[i]).relu() for i in range(6))
+    params, x, loss = hostile_layer(rng)
     traced = codegen.trace(loss, params + x)
     program = codegen.optimize(codegen.grad(traced))
     rows = [[rng.uniform(-2, 2) for _ in range(5)] for _ in range(3)]
