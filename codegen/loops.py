@@ -8,11 +8,16 @@ op-table instruction:
     Map     for r:        w[out][r] = op(args[r])                     one scalar instruction
     Each    for m, r:     w[out+m][r] = op(args[m][r])                the same, M times over
     Dense   for m, r:     w[out+m][r] = init[m] (+) sum_j W[m,j] * w[x_j][r]   (j in order)
+    Conv    for p, m, r:  the same Dense for every pixel p, over its own x_j
+    Corr    for m, j, r:  w[out+m*L+j][r] = 0.0 + sum_p x[p][j][r] * g[p][m][r]  (p in order)
+    Gather  for i, r:     w[out+i][r] = sum_t W[k_it] * w[g_it][r]    (t in order)
     Outer   for m, j, r:  S[m,j] = S[m,j] + w[x_j][r] * w[g_m][r]     (r in order; a batch sum)
 
-Dense, Each and Outer come from `recover.py`; everything else stays a Map. Each sum keeps the
-program's order (a chain's terms left to right, a batch sum's rows first to last), and only
-independent sums run side by side, so the loop level computes the scalar program's bits.
+Dense, Each and Outer come from `recover.py` (`lower`); Conv, Corr and Gather from `lift.py`,
+which differentiates layers whole; everything else stays a Map. Each sum keeps the program's
+order (a chain's terms left to right, a batch sum's rows first to last, a convolution's pixels
+in the engine's order), and only independent sums run side by side, so the loop level computes
+the scalar program's bits.
 
 This file owns the data types, the lowering from a Program (`lower`), the printer (`format`),
 the checker (`check`) and the reference interpreter (`evaluate_sum`, `evaluate_batch`).
