@@ -367,6 +367,7 @@ class _Walk:
         # a convolution's outputs, all pixels together, are one family: its activation is one
         # loop over pixels and channels, and so is each step of the pooling after it
         seeds = self.layers + backward_dense + [_Outputs(family) for family in self.convolutions]
+        seeds += [g for g in self.corrs if isinstance(g, recover.Gather)]  # a conv's dx
         groups = dense + self.corrs + recover.find_elementwise(whole, seeds, summed)
         order = loops.schedule(whole.instrs, groups, position)
         if order is None:
