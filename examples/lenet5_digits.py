@@ -10,7 +10,7 @@ on a few held-out images before and after: a few steps cannot train it (expect a
 10%); they show that it runs, and what a step costs. Full training is for the fast path:
 `--fast` hands the same model and loss to codegen.train.Trainer, which traces one sample
 once, lifts its convolutions and layers into loop nests (codegen/lift.py) and runs every epoch
-in C: building takes about 30 s, then about 5,000 images/s; one epoch reaches about 88%
+in C: building takes about 25 s, then about 5,000 images/s; one epoch reaches about 88%
 held-out accuracy. (The tests check a half-width LeNet-5 on 16x16 images bit for bit.)
 
 Needs scikit-learn for the data (`pip install scikit-learn`; load_digits ships with it).
