@@ -319,11 +319,13 @@ def _fits(run, statement):
     return True
 
 
-def _dense(statement, k, name):
+def _dense(statement, k, name, pixels=()):
+    """A Dense statement's call to mg_dense; with `pixels` (a Conv's Dense statements, the
+    first of which is `statement`), one call to mg_conv over every pixel's vector."""
     g, tables = statement.group, []
     M, L = g.shape
     x = f'{name}_d{k}_x'
-    tables.append(_table(x, statement.vector))
+    tables.append(_table(x, [s for pixel in pixels or (statement,) for s in pixel.vector]))
     bias, bs, init = 'NULL', 0, 'NULL'
     if statement.init is not None:
         params = [a.index for a in statement.init if isinstance(a, Param)]
@@ -333,20 +335,15 @@ def _dense(statement, k, name):
         else:  # parameters elsewhere, or not parameters: lowering gave every init a slot
             init = f'{name}_d{k}_init'
             tables.append(_table(init, [_slot(a) for a in statement.init]))
-    call = (f'  mg_dense(w, {statement.out}, {M}, {L}, mg_p + {g.base}, {g.stride_m}, '
-            f'{g.stride_j}, {x}, {bias}, {bs}, {init});  /* {g.outs[0]} ... */')
+    kernel = f'mg_conv(w, {statement.out}, {len(pixels)}, ' if pixels else \
+        f'mg_dense(w, {statement.out}, '
+    call = (f'  {kernel}{M}, {L}, mg_p + {g.base}, {g.stride_m}, {g.stride_j}, {x}, {bias}, '
+            f'{bs}, {init});  /* {g.outs[0]} ... */')
     return tables, call
 
 
 def _conv(statement, k, name):
-    """One call over every pixel: the first pixel's Dense call, with all pixels' vectors."""
-    tables, call = _dense(statement.pixels[0], k, name)
-    x = f'{name}_d{k}_x'
-    tables[0] = _table(x, [s for pixel in statement.pixels for s in pixel.vector])
-    M, L = statement.pixels[0].group.shape
-    call = call.replace(f'mg_dense(w, {statement.out}, {M}, {L},',
-                        f'mg_conv(w, {statement.out}, {len(statement.pixels)}, {M}, {L},', 1)
-    return tables, call
+    return _dense(statement.pixels[0], k, name, statement.pixels)
 
 
 def _slot(a):

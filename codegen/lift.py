@@ -16,12 +16,13 @@ through the op table's rules exactly as in `grad`. The result computes the same 
 in the same order as `loops.lower(optimize(grad(program)))`, so the same bits; tests compare
 the two on every evaluator.
 
-`lift` returns None, and the caller takes the scalar path, whenever a layer is used in a way
-this does not cover: a weight or bias read anywhere else, an input of a layer read by anything
-but that layer, or neurons whose contributions arrive in different orders for different inputs.
+Convolutions (dense groups over the same weights, one per pixel) are taken whole the same
+way; see `_flush_convolution`. `lift` returns None, and the caller takes the scalar path,
+whenever a layer is used in a way this does not cover: a weight or bias read anywhere else, or
+an input of a layer read by anything but that layer.
 """
 from codegen import loops, recover
-from codegen.grad import (_depends_on, _first_term, _name_adjoint, _topo_order,
+from codegen.grad import (_atom, _depends_on, _first_term, _name_adjoint, _topo_order,
                           backward_step)
 from codegen.ir import Program
 from codegen.lower import Builder, Sym
@@ -40,7 +41,7 @@ def lift(program, n_params):
         shared.setdefault((g.shape, g.base, g.stride_m, g.stride_j, g.init), []).append(g)
     layers = [family[0] for family in shared.values() if len(family) == 1]
     convolutions = [tuple(family) for family in shared.values() if len(family) > 1]
-    walk = _Walk(program, params, layers, convolutions)
+    walk = _Walk(program, params, param_set, layers, convolutions)
     if not walk.run():
         return None
     return walk.loops()
@@ -58,8 +59,9 @@ def _covered(group, param_set):
 class _Walk:
     """grad's reverse pass over the forward program, with each layer taken as one unit."""
 
-    def __init__(self, program, params, layers, convolutions=()):
-        self.program, self.params, self.layers = program, params, layers
+    def __init__(self, program, params, param_set, layers, convolutions=()):
+        self.program, self.params, self.param_set = program, params, param_set
+        self.layers = layers
         self.convolutions = convolutions
         self.pixels = [g for family in convolutions for g in family]
         self.family = {g: family for family in convolutions for g in family}
@@ -74,7 +76,7 @@ class _Walk:
                 self.readers.setdefault(a, []).append(None)
         taken = set(program.inputs) | set(self.defined)
         self.builder = Builder(prefix='t', taken=taken)
-        self.needs = _depends_on(program, set(params))
+        self.needs = _depends_on(program, param_set)
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
         self.outers = []
@@ -90,16 +92,17 @@ class _Walk:
                 if isinstance(v, str):
                     self.vector_of[v] = layer
         self.pending = {}       # layer -> {y[m]: its adjoint} while its chains are visited
-        self.param_set, self.flushed = set(params), 0
+        self.flushed = 0
 
     def run(self):
         """The reverse pass; False when the program leaves what `lift` covers."""
         for layer in self.layers:
-            if not self._only_its_layer_reads(layer):
-                return False
-        for family in self.convolutions:
-            if not self._only_its_convolution_reads(family):
-                return False
+            needed = [v for v in layer.vector if isinstance(v, str) and v in self.needs]
+            if len(set(needed)) != len(needed):
+                return False  # one input twice in a neuron: its adjoint is not one product's row
+        if not all(self._only_its_products_read(family) for family in
+                   [(layer,) for layer in self.layers] + list(self.convolutions)):
+            return False
         target = self.program.outputs[0]
         if target not in self.needs:
             return False
@@ -172,37 +175,19 @@ class _Walk:
                     return None
         return upstream
 
-    def _only_its_layer_reads(self, layer):
-        """Each weight and bias is read once (by its chain), and each vector register that
-        needs an adjoint only by this layer's products (so the layer's transposed product is
-        its whole adjoint)."""
-        M, L = layer.shape
-        for m in range(M):
-            for j in range(L):
-                if len(self.readers.get(self.params[layer.weight_index(m, j)], ())) != 1:
-                    return False
-        for a in layer.init or ():
-            if isinstance(a, str) and len(self.readers.get(a, ())) != 1:
-                return False
-        needed = [v for v in layer.vector if isinstance(v, str) and v in self.needs]
-        if len(set(needed)) != len(needed):
-            return False  # one input twice in a neuron: its adjoint is not one product's row
-        for v in needed:
-            if any(r is None or r.out not in layer.internal for r in self.readers[v]):
-                return False
-        return True
-
-    def _only_its_convolution_reads(self, family):
-        """Each weight and bias is read once per pixel, by that pixel's chain, and each input
-        that needs an adjoint only by the convolution's products."""
+    def _only_its_products_read(self, family):
+        """Each weight and bias of a layer (a family of one) or a convolution is read once per
+        pixel, by that pixel's chain, and each input that needs an adjoint only by the family's
+        products (so their transposed product is its whole adjoint)."""
         first = family[0]
         M, L = first.shape
         owned = set().union(*(g.internal for g in family))
+        chains = owned.union(*(g.outs for g in family))  # a bias's add may be the chain's last
         params = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
         params += [a for a in first.init or () if isinstance(a, str)]
         for p in params:
             readers = self.readers.get(p, ())
-            if len(readers) != len(family) or any(r is None or r.out not in owned
+            if len(readers) != len(family) or any(r is None or r.out not in chains
                                                   for r in readers):
                 return False
         for v in {v for g in family for v in g.vector if isinstance(v, str) and v in self.needs}:
@@ -268,16 +253,11 @@ class _Walk:
             if any(not isinstance(a, Sym) for a in adjoints):
                 return False
             g[pixel] = tuple(a.name for a in adjoints)
-        orders = set()
-        for m in range(M):
-            for j in range(L):
-                readers = self.readers[self.params[first.weight_index(m, j)]]
-                orders.add(tuple(self.owner[r.out] for r in sorted(
-                    readers, key=lambda r: -self.position[r.out])))
+        weights = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
+        orders = {self._pixel_order(w) for w in weights}
         if len(orders) != 1:
             return False
         order = orders.pop()
-        weights = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
         outs = tuple(self.builder.fresh('', fallback=f'g_{w}') for w in weights)
         self.corrs.append(recover.Corr(outs, tuple(p.vector for p in order),
                                        tuple(g[p] for p in order), M, L))
@@ -285,9 +265,7 @@ class _Walk:
             self.adjoint[w] = Sym(out, self.builder)
         biases = [a for a in first.init or () if isinstance(a, str)]
         if biases:
-            if len(biases) != M or any(tuple(self.owner[r.out] for r in sorted(
-                    self.readers[b], key=lambda r: -self.position[r.out])) != order
-                    for b in biases):
+            if len(biases) != M or any(self._pixel_order(b) != order for b in biases):
                 return False
             outs = tuple(self.builder.fresh('', fallback=f'g_{b}') for b in biases)
             self.corrs.append(recover.Corr(outs, None, tuple(g[p] for p in order), M, 1))
@@ -333,10 +311,20 @@ class _Walk:
         M, L = layer.shape
         orders = []
         for j in range(L):
-            reader = {m: self.readers[self.params[layer.weight_index(m, j)]][0].out
+            neuron = {self.readers[self.params[layer.weight_index(m, j)]][0].out: m
                       for m in range(M)}
-            orders.append(tuple(sorted(range(M), key=lambda m: -self.position[reader[m]])))
+            orders.append(tuple(neuron[r] for r in self._in_visit_order(neuron)))
         return orders
+
+    def _in_visit_order(self, registers):
+        """`registers` in the order the engine's backward reaches them: descending
+        topological position."""
+        return sorted(registers, key=lambda r: -self.position[r])
+
+    def _pixel_order(self, parameter):
+        """The pixels whose chains read `parameter`, in the order the backward visits them."""
+        readers = [r.out for r in self.readers[parameter]]
+        return tuple(self.owner[r] for r in self._in_visit_order(readers))
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""
@@ -362,11 +350,12 @@ class _Walk:
         whole = Program(self.program.name, self.program.inputs,
                         tuple(forward + scalar_backward), outputs, names)
         outers = [self._outer(layer, g, registers) for layer, g, registers in self.outers]
-        dense = self.layers + [recover.Conv(f) for f in self.convolutions] + backward_dense
+        convs = [recover.Conv(family) for family in self.convolutions]
+        dense = self.layers + convs + backward_dense
         summed = set().union(*(o.registers for o in outers)) if outers else set()
         # a convolution's outputs, all pixels together, are one family: its activation is one
         # loop over pixels and channels, and so is each step of the pooling after it
-        seeds = self.layers + backward_dense + [_Outputs(family) for family in self.convolutions]
+        seeds = self.layers + backward_dense + convs
         seeds += [g for g in self.corrs if isinstance(g, recover.Gather)]  # a conv's dx
         groups = dense + self.corrs + recover.find_elementwise(whole, seeds, summed)
         order = loops.schedule(whole.instrs, groups, position)
@@ -387,15 +376,3 @@ class _Walk:
                                  frozenset(registers), True)
         return recover.Outer(g, layer.vector, base, layer.stride_j, layer.stride_m,
                              frozenset(registers), True)
-
-
-class _Outputs:
-    """The outputs of every pixel of a convolution, as one family for find_elementwise."""
-
-    def __init__(self, family):
-        self.outs = tuple(y for pixel in family for y in pixel.outs)
-        self.internal = frozenset().union(*(pixel.internal for pixel in family))
-
-
-def _atom(a):
-    return a.name if isinstance(a, Sym) else float(a)
