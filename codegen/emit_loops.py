@@ -6,10 +6,12 @@ tiled, whose innermost loops run across rows or across independent sums, never i
 So the file is ISO C99 and computes the scalar program's bits under any flags that keep
 -ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
 """
+from collections import Counter
+
 from codegen import VERSION
 from codegen.c_common import helpers, literal
 from codegen.loops import (CHUNK, Conv, Corr, Dense, Each, Gather, Map, Param, check,
-                           format as format_loops, stride)
+                           format as format_loops, slots_read, stride)
 
 DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
@@ -86,11 +88,13 @@ static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot
 
 '''
 
-OUTER = r'''/* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows,
- * in row order: a batch sum of products (weight gradients). A tile of MG_OM x MG_JB
- * independent sums stays in registers (the MG_JB in the vector lanes), each adding its rows in
- * order; xt is scratch for the chunk's x transposed. The tile is its own function: inlined,
- * gcc kept the sums on the stack in some programs and not others (W2: 15% of a step). */
+OUTER = r'''/* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j < L and the first
+ * `rows` rows, in row order: a batch sum of products (weight gradients); ld is L unless the
+ * caller sums some columns of a wider group (threads split groups by columns). A tile of
+ * MG_OM x MG_JB independent sums stays in registers (the MG_JB in the vector lanes), each
+ * adding its rows in order; xt is scratch for the chunk's x transposed. The tile is its own
+ * function: inlined, gcc kept the sums on the stack in some programs and not others (W2: 15%
+ * of a step). */
 #define MG_OM 2
 static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
                           const double *const *gm, double *const *s) {
@@ -111,7 +115,7 @@ static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
 }
 
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
-                     const int *g, double *S, double *xt) {
+                     const int *g, double *S, long ld, double *xt) {
   const int full = L - L % MG_JB;
   long r;
   int m, j, k;
@@ -123,7 +127,7 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
     const int om = M - m < MG_OM ? M - m : MG_OM;
     const double *gm[MG_OM];
     double *s[MG_OM];
-    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * L; }
+    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
     for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
     for (k = 0; k < om; k++)
       for (j = full; j < L; j++) {  /* the last few sums, one at a time */
@@ -249,15 +253,18 @@ def _map(statement):
             f'  /* {instr} */')
 
 
-def _each(statement, k, name):
-    """Element m of one Each, for the row loop: (tables it needs, `w[out + m][r] = ...;`)."""
-    tables, atoms = [], []
+def _each(statement, k, name, locals_=None):
+    """Element m of one Each, for the row loop: (tables it needs, `w[out + m][r] = ...;`).
+    locals_ maps the first slot of a block kept in a C variable to that variable's name."""
+    tables, atoms, locals_ = [], [], locals_ or {}
     for i, a in enumerate(statement.args):
         if not isinstance(a, tuple):
             atoms.append(_operand(a))
             continue
         step = stride(a)
-        if step in (1, -1):
+        if a[0] in locals_ and step == 1:
+            atoms.append(locals_[a[0]])
+        elif step in (1, -1):
             atoms.append(f'w[{a[0]} {"+" if step == 1 else "-"} m][r]')
         else:
             tables.append(_table(f'{name}_e{k}_{i}', a))
@@ -267,12 +274,16 @@ def _each(statement, k, name):
     return tables, f'w[{statement.out} + m][r] = {expr};'
 
 
-def _each_run(run, k, name):
-    """for m < M: one loop over the rows computing element m of every Each in `run`."""
-    tables, lines = [], []
+def _each_run(run, k, name, private=frozenset()):
+    """for m < M: one loop over the rows computing element m of every Each in `run`. A block
+    in `private` (read by nothing outside the run) lives in a C variable, not in w."""
+    tables, lines, locals_ = [], [], {}
     for i, statement in enumerate(run):
-        more, line = _each(statement, k + i, name)
+        more, line = _each(statement, k + i, name, locals_)
         tables += more
+        if statement.out in private:
+            locals_[statement.out] = f't{i}'
+            line = f'const double t{i} = ' + line.split(' = ', 1)[1]
         lines.append(line)
     M = len(run[0].group.outs)
     what = '; '.join(f'{s.group.outs[0]} = {s.group.op.name} ...' for s in run)
@@ -319,6 +330,21 @@ def _fits(run, statement):
     return True
 
 
+def _slot_reads(loops):
+    """How many times each slot is read, by the body, the outer groups and the outputs."""
+    reads = Counter(a for statement in loops.body + loops.outers for a in slots_read(statement))
+    reads.update(a for a in loops.outputs if a is not None)
+    return reads
+
+
+def _private(run, reads):
+    """The blocks of a run of Each statements that only later statements of the run read."""
+    inside = Counter(a for statement in run for a in slots_read(statement))
+    return {s.out for s in run
+            if all(inside[s.out + m] and reads[s.out + m] == inside[s.out + m]
+                   for m in range(len(s.group.outs)))}
+
+
 def _dense(statement, k, name, pixels=()):
     """A Dense statement's call to mg_dense; with `pixels` (a Conv's Dense statements, the
     first of which is `statement`), one call to mg_conv over every pixel's vector."""
@@ -361,7 +387,7 @@ def _chunk_function(loops, name):
     n_data = len(loops.program.inputs) - loops.n_params
     load = [f'    w[{s}][r] = r < rows ? mg_x[r * {n_data} + {d}] : 0.0;' for s, d in loops.inputs]
     load += [f'    w[{s}][r] = {_operand(value)};' for s, value in loops.constants]
-    tables, parts, k = [], [], 0
+    tables, parts, k, reads = [], [], 0, _slot_reads(loops)
     for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
         lines = []
         for statement in _runs(loops.body[first:first + STATEMENTS_PER_FUNCTION]):
@@ -373,7 +399,7 @@ def _chunk_function(loops, name):
                 more, code = emit(statement, k, name)
                 k += 1
             else:
-                more, code = _each_run(statement, k, name)
+                more, code = _each_run(statement, k, name, _private(statement, reads))
                 k += len(statement)
             tables += more
             lines.append(code)
@@ -435,7 +461,7 @@ def _sum(loops, name, function=None):
     placed, size = _outer_sizes(loops)
     n_plain = sum(1 for s in loops.outputs if s is not None)
     calls = ''.join(f'    mg_outer(w, rows, {M}, {L}, {name}_o{k}_x, {name}_o{k}_g, S + {offset}, '
-                    'xt);\n' for k, (offset, M, L) in enumerate(placed))
+                    f'{L}, xt);\n' for k, (offset, M, L) in enumerate(placed))
     return f'''
 /* The outputs added up over n rows, row 0 first (each sum in row order). */
 {function or f'void {name}_sum'}(const double *params, const double *data, double *sum, long n) {{
@@ -470,25 +496,29 @@ def _threaded_sum(loops, name, threads):
     tables = _table(f'{name}_kept', kept or [0])
     tables += _table(f'{name}_out_q', [q[s] for _, s in plain] or [0])
     placed, size = _outer_sizes(loops)
-    tasks = []
-    for k, (o, (offset, M, L)) in enumerate(zip(loops.outers, placed)):
+    for k, o in enumerate(loops.outers):
         tables += (_table(f'{name}_o{k}_xq', [q[s] for s in o.vector]) +
                    _table(f'{name}_o{k}_gq', [q[s] for s in o.rows]))
-        for t in range(threads):  # part t of every group goes to thread t
-            m0, m1 = M * t // threads, M * (t + 1) // threads
-            if m1 > m0:
-                tasks.append(f'mg_outer(kept, rows, {m1 - m0}, {L}, {name}_o{k}_xq, '
-                             f'{name}_o{k}_gq + {m0}, S + {offset + m0 * L}, xt);')
-    for t in range(threads):
+    shares = []
+    for t in range(threads):  # thread t: part t of every group's columns and of the outputs
+        calls = []
+        for k, (offset, M, L) in enumerate(placed):
+            j0, j1 = L * t // threads, L * (t + 1) // threads
+            if j1 > j0:
+                calls.append(f'mg_outer(kept, rows, {M}, {j1 - j0}, {name}_o{k}_xq + {j0}, '
+                             f'{name}_o{k}_gq, S + {offset + j0}, {L}, xt);')
         k0, k1 = len(plain) * t // threads, len(plain) * (t + 1) // threads
         if k1 > k0:
-            tasks.append(f'mg_sum_rows(kept, rows, {k1 - k0}, {name}_out_q + {k0}, '
+            calls.append(f'mg_sum_rows(kept, rows, {k1 - k0}, {name}_out_q + {k0}, '
                          f'{name}_out_k + {k0}, sum);')
-    cases = '\n'.join(f'          case {t}: {task} break;' for t, task in enumerate(tasks))
+        shares.append(''.join(f'            {call}\n' for call in calls))
+    cases = '\n'.join(f'          case {t}:\n{calls}            break;'
+                      for t, calls in enumerate(shares))
     return tables + f'''
 /* The outputs added up over n rows, row 0 first, on up to {threads} threads: the same bits as
  * on one. 1: the chunks split between threads, keeping the slots the sums read.
- * 2: the sums split by output, each adding every chunk's rows in order. */
+ * 2: the sums split by output (each outer group by its columns, so a thread transposes only
+ * the inputs it sums), each adding every chunk's rows in order. */
 void {name}_sum(const double *params, const double *data, double *sum, long n) {{
   const long chunks = (n + MG_CHUNK - 1) / MG_CHUNK;
   double (*keep)[MG_CHUNK];
@@ -526,7 +556,7 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
 #ifdef _OPENMP
 #pragma omp for schedule(static, 1)
 #endif
-    for (t = 0; t < {len(tasks)}; t++)
+    for (t = 0; t < {threads}; t++)
       for (c = 0; c < chunks && !failed; c++) {{
         const long rows = n - c * MG_CHUNK < MG_CHUNK ? n - c * MG_CHUNK : MG_CHUNK;
         double (*kept)[MG_CHUNK] = keep + c * {len(kept)};

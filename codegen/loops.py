@@ -498,6 +498,23 @@ def check(loops):
 
 # ---- reference interpreter ------------------------------------------------------------------
 
+def slots_read(statement):
+    """The slots a statement reads (with repeats), for emitters that need to know who reads
+    what."""
+    if isinstance(statement, Gather):
+        return [slot for terms in statement.terms for _, slot in terms]
+    if isinstance(statement, Corr):
+        return [a for row in (statement.x or ()) + statement.g for a in row]
+    if isinstance(statement, Conv):
+        return [a for pixel in statement.pixels for a in slots_read(pixel)]
+    if isinstance(statement, (Dense, Outer)):
+        atoms = statement.vector + (statement.rows if isinstance(statement, Outer)
+                                    else statement.init or ())
+    else:  # Map, Each
+        atoms = [b for a in statement.args for b in (a if isinstance(a, tuple) else (a,))]
+    return [a for a in atoms if isinstance(a, int) and not isinstance(a, bool)]
+
+
 def _flat(body):
     """The statements with each Conv as its pixels' Dense statements."""
     for statement in body:
