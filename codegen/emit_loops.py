@@ -6,12 +6,10 @@ tiled, whose innermost loops run across rows or across independent sums, never i
 So the file is ISO C99 and computes the scalar program's bits under any flags that keep
 -ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
 """
-from collections import Counter
-
 from codegen import VERSION
 from codegen.c_common import helpers, literal
 from codegen.loops import (CHUNK, Conv, Corr, Dense, Each, Gather, Map, Param, check,
-                           format as format_loops, slots_read, stride)
+                           format as format_loops, slots_read, slots_written, stride)
 
 DEFINITIONS = r'''
 #define MG_CHUNK %(chunk)d
@@ -246,11 +244,29 @@ def _header(loops):
             helpers(loops.program))
 
 
-def _map(statement):
-    instr = statement.instr
-    expr = instr.op.c.format(*map(_operand, statement.args), p=literal(instr.param or 0.0))
-    return (f'  for (r = 0; r < MG_CHUNK; r++) w[{statement.out}][r] = {expr};'
-            f'  /* {instr} */')
+def _map_run(run, private):
+    """One loop over the rows computing every Map of `run` in order. The statements at the
+    positions in `private` keep their values in C variables (t<i>) instead of w: most
+    temporaries of a scalar program never reach memory, and gcc vectorises one loop, not one
+    per statement."""
+    local = {}  # slot -> the C variable holding its latest value in this run
+    lines = []
+    for i, statement in enumerate(run):
+        instr = statement.instr
+        atoms = [local.get(a, _operand(a)) if isinstance(a, int) else _operand(a)
+                 for a in statement.args]
+        expr = instr.op.c.format(*atoms, p=literal(instr.param or 0.0))
+        out = statement.out
+        if i in private:
+            local[out] = f't{i}'
+            lines.append(f'const double t{i} = {expr};  /* {instr} */')
+        else:
+            local.pop(out, None)
+            lines.append(f'w[{out}][r] = {expr};  /* {instr} */')
+    if len(lines) == 1:
+        return f'  for (r = 0; r < MG_CHUNK; r++) {lines[0]}'
+    body = ''.join(f'    {line}\n' for line in lines)
+    return f'  for (r = 0; r < MG_CHUNK; r++) {{\n{body}  }}'
 
 
 def _each(statement, k, name, locals_=None):
@@ -274,14 +290,15 @@ def _each(statement, k, name, locals_=None):
     return tables, f'w[{statement.out} + m][r] = {expr};'
 
 
-def _each_run(run, k, name, private=frozenset()):
-    """for m < M: one loop over the rows computing element m of every Each in `run`. A block
-    in `private` (read by nothing outside the run) lives in a C variable, not in w."""
+def _each_run(run, k, name, private=()):
+    """for m < M: one loop over the rows computing element m of every Each in `run`. The
+    blocks of the statements at the positions in `private` (read only by later statements of
+    the run) live in C variables, not in w."""
     tables, lines, locals_ = [], [], {}
     for i, statement in enumerate(run):
         more, line = _each(statement, k + i, name, locals_)
         tables += more
-        if statement.out in private:
+        if i in private:
             locals_[statement.out] = f't{i}'
             line = f'const double t{i} = ' + line.split(' = ', 1)[1]
         lines.append(line)
@@ -296,23 +313,26 @@ def _each_run(run, k, name, private=frozenset()):
 
 
 def _runs(body):
-    """The statements, with consecutive Each statements that can share one loop over m put
-    together in a list. They can when they have the same M and each reads what an earlier one
-    of the run wrote only as element m, in element m (a run's outputs are fresh blocks, so no
-    statement overwrites what another one still reads)."""
+    """The statements, with runs that share one loop put together in a list: consecutive Map
+    statements (up to MAX_MAPS), and consecutive Each statements that have the same M where
+    each reads what an earlier one of the run wrote only as element m, in element m (a run's
+    outputs are fresh blocks, so no statement overwrites what another one still reads)."""
     runs = []
     for statement in body:
         run = runs[-1] if runs and isinstance(runs[-1], list) else None
-        if isinstance(statement, Each) and run is not None and _fits(run, statement):
+        if run is not None and type(run[0]) is type(statement) and (
+                isinstance(statement, Map) and len(run) < MAX_MAPS or
+                isinstance(statement, Each) and _fits(run, statement)):
             run.append(statement)
         else:
-            runs.append([statement] if isinstance(statement, Each) else statement)
+            runs.append([statement] if isinstance(statement, (Map, Each)) else statement)
     return runs
 
 
 # gcc 12 -O3 miscompiled one loop of ~200 fused statements (its loop distribution left some
 # elements unwritten; -O2 and runs of up to 32 statements were right): runs stay short
 MAX_FUSED = 8
+MAX_MAPS = 64
 
 
 def _fits(run, statement):
@@ -330,19 +350,30 @@ def _fits(run, statement):
     return True
 
 
-def _slot_reads(loops):
-    """How many times each slot is read, by the body, the outer groups and the outputs."""
-    reads = Counter(a for statement in loops.body + loops.outers for a in slots_read(statement))
-    reads.update(a for a in loops.outputs if a is not None)
-    return reads
+def _last_reads(loops):
+    """For the statement at each position of the body, the position of the last statement
+    that reads what it wrote: len(body) when an outer group or an output reads it after the
+    body, -1 when nothing does."""
+    writer, last = {}, [-1] * len(loops.body)  # writer: slot -> position of its value's writer
+    for position, statement in enumerate(loops.body):
+        for a in slots_read(statement):
+            if a in writer:
+                last[writer[a]] = position
+        for s in slots_written(statement):
+            writer[s] = position
+    after = [a for o in loops.outers for a in slots_read(o)] + \
+        [a for a in loops.outputs if a is not None]
+    for a in after:
+        if a in writer:
+            last[writer[a]] = len(loops.body)
+    return last
 
 
-def _private(run, reads):
-    """The blocks of a run of Each statements that only later statements of the run read."""
-    inside = Counter(a for statement in run for a in slots_read(statement))
-    return {s.out for s in run
-            if all(inside[s.out + m] and reads[s.out + m] == inside[s.out + m]
-                   for m in range(len(s.group.outs)))}
+def _private(first, run, last):
+    """Positions in `run` (which starts at position `first`) of the statements whose values
+    only later statements of the run read: they can live in C variables."""
+    end = first + len(run) - 1
+    return {i for i in range(len(run)) if first + i < last[first + i] <= end}
 
 
 def _dense(statement, k, name, pixels=()):
@@ -387,26 +418,29 @@ def _chunk_function(loops, name):
     n_data = len(loops.program.inputs) - loops.n_params
     load = [f'    w[{s}][r] = r < rows ? mg_x[r * {n_data} + {d}] : 0.0;' for s, d in loops.inputs]
     load += [f'    w[{s}][r] = {_operand(value)};' for s, value in loops.constants]
-    tables, parts, k, reads = [], [], 0, _slot_reads(loops)
+    tables, parts, k, last = [], [], 0, _last_reads(loops)
     for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
-        lines = []
+        lines, position = [], first
         for statement in _runs(loops.body[first:first + STATEMENTS_PER_FUNCTION]):
-            if isinstance(statement, Map):
-                lines.append(_map(statement))
+            private = _private(position, statement, last) if isinstance(statement, list) else ()
+            position += len(statement) if isinstance(statement, list) else 1
+            if isinstance(statement, list) and isinstance(statement[0], Map):
+                lines.append(_map_run(statement, private))
                 continue
             if isinstance(statement, (Dense, Conv, Corr, Gather)):
                 emit = {Dense: _dense, Conv: _conv, Corr: _corr, Gather: _gather}[type(statement)]
                 more, code = emit(statement, k, name)
                 k += 1
             else:
-                more, code = _each_run(statement, k, name, _private(statement, reads))
+                more, code = _each_run(statement, k, name, private)
                 k += len(statement)
             tables += more
             lines.append(code)
         parts.append(lines)
     text = ''.join(tables)
     for i, lines in enumerate(parts):
-        text += (f'static void {name}_part{i}(const double *mg_p, double (*w)[MG_CHUNK]) {{\n'
+        text += (f'static void {name}_part{i}(const double *restrict mg_p, '
+                 f'double (*restrict w)[MG_CHUNK]) {{\n'
                  '  long r, m;\n  (void)mg_p; (void)r; (void)m;\n' + '\n'.join(lines) + '\n}\n\n')
     calls = ''.join(f'  {name}_part{i}(mg_p, w);\n' for i in range(len(parts)))
     return text + f'''static void {name}_chunk(const double *mg_p, const double *mg_x, long rows,

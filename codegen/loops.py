@@ -515,6 +515,17 @@ def slots_read(statement):
     return [a for a in atoms if isinstance(a, int) and not isinstance(a, bool)]
 
 
+def slots_written(statement):
+    """The slots a statement writes."""
+    if isinstance(statement, Conv):
+        return [s for pixel in statement.pixels for s in slots_written(pixel)]
+    if isinstance(statement, Map):
+        return [statement.out]
+    size = {Dense: lambda: statement.group.shape[0], Each: lambda: len(statement.group.outs),
+            Corr: lambda: len(statement.group.outs), Gather: lambda: len(statement.terms)}
+    return list(range(statement.out, statement.out + size[type(statement)]()))
+
+
 def _flat(body):
     """The statements with each Conv as its pixels' Dense statements."""
     for statement in body:
