@@ -37,7 +37,7 @@ from codegen.passes import optimize as optimize_program
 # the CPU (`_cpu_identity`). The source itself is ISO C99: `save()` output builds anywhere.
 DEFAULT_FLAGS = ('-O3', '-march=native', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
 PORTABLE_FLAGS = ('-O2', '-std=c99', '-ffp-contract=off', '-fPIC', '-shared')
-# The opt-in fast build: GNU C (vector types of emit_simd) and OpenMP threads.
+# The opt-in fast build: OpenMP threads (the loop level's threaded sum).
 FAST_FLAGS = ('-O3', '-march=native', '-fopenmp', '-std=gnu99', '-ffp-contract=off', '-fPIC',
               '-shared')
 
@@ -152,8 +152,9 @@ def build(program, backend='c', n_params=0, flags=None, cc=None, lanes=1, thread
           loop_level=None):
     """Generate source for `program` and load it as a `Compiled` callable.
 
-    C options (see emit_c.to_c): lanes and threads opt into GNU C entry points compiled with
-    FAST_FLAGS; loop_level chooses the loop level (None: when dense layers are recovered)."""
+    C options (see emit_c.to_c): lanes and threads opt into the loop level's vector lanes and
+    threads, compiled with FAST_FLAGS; loop_level chooses the loop level (None: when dense
+    layers are recovered, or for lanes and threads)."""
     n_params = validate.whole(n_params, 'n_params')  # checked alike before either emitter
     if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params}, but {program.name} has {len(program.inputs)} '

@@ -1,4 +1,4 @@
-"""C source text that every C emitter shares: float literals, helpers, the row-by-row batch loop."""
+"""C source text that both C emitters (emit_c, emit_loops) share: float literals, helpers."""
 
 
 def literal(x):
@@ -9,17 +9,6 @@ def literal(x):
         return 'INFINITY' if x > 0 else '(-INFINITY)'
     text = repr(x)
     return f'({text})' if text.startswith('-') else text
-
-
-def row_by_row_batch(program, n_params):
-    """`NAME_batch`: each data row through `NAME_row`."""
-    name, n_out, n_data = program.name, len(program.outputs), len(program.inputs) - n_params
-    return f'''
-void {name}_batch(const double *params, const double *data, double *out, long n) {{
-  long i;
-  for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
-}}
-'''
 
 
 OPAQUE = """

@@ -7,8 +7,8 @@ a table (opcode, argument slots) run by a loop. `_sum` adds the rows' outputs in
 """
 import warnings
 
-from codegen import VERSION, emit_loops, emit_simd, loops, recover
-from codegen.c_common import helpers, literal, row_by_row_batch
+from codegen import VERSION, emit_loops, loops, recover
+from codegen.c_common import helpers, literal
 from codegen.ir import check, format as format_program
 from codegen.passes import assign_slots
 
@@ -40,30 +40,34 @@ def to_c(program, n_params=0, straight_line_limit=STRAIGHT_LINE_LIMIT, lanes=1, 
     loop level (loops.py, emit_loops.py): rows in chunks, layers as loop nests, the same bits.
     loop_level=False keeps the scalar forms below; True uses the loop level for any program.
     Scalar programs: straight-line code, or above `straight_line_limit` instructions a table run
-    by a loop; lanes > 1 or threads > 1 opt into GNU C batch entry points (emit_simd.py).
+    by a loop. lanes > 1 or threads > 1 (the opt-in fast build) always take the loop level,
+    which runs the rows of a chunk in the host's vector lanes (as wide as the compiler's flags
+    allow, whatever `lanes` says) and splits the rows, then the sums, between `threads` cores:
+    still the same bits as the default build. Only table-driven programs cannot: they warn.
     """
     check(program)  # names reach the source text: refuse any that are not safe
     if not 0 <= n_params <= len(program.inputs):
         raise ValueError(f'n_params={n_params} but the program has {len(program.inputs)} inputs')
     if lanes not in (1, 2, 4, 8) or threads < 1:
         raise ValueError(f'lanes must be 1, 2, 4 or 8 and threads >= 1, got {lanes}, {threads}')
-    if loop_level or (loop_level is None and _has_layers(program, n_params)):
-        lowered = loops.lower(program, n_params)
-        if loop_level or loops.has_structure(lowered):
-            return emit_loops.to_c(lowered, threads=threads)
+    fast = lanes > 1 or threads > 1
     straight = len(program.instrs) <= straight_line_limit
-    if not straight and (lanes > 1 or threads > 1):
+    if fast and loop_level is False:
+        raise ValueError('lanes and threads are the loop level\'s: they need loop_level=None '
+                         'or True')
+    if loop_level or fast and straight or (loop_level is None and _has_layers(program,
+                                                                              n_params)):
+        lowered = loops.lower(program, n_params)
+        if loop_level or fast or loops.has_structure(lowered):
+            return emit_loops.to_c(lowered, threads=threads)
+    if fast:
         warnings.warn(f'{program.name}: {len(program.instrs)} instructions and no dense layer '
                       'found, so it runs table-driven (16 rows per instruction, one thread): '
-                      f'lanes={lanes} and threads={threads} apply only to straight-line programs '
-                      f'(up to {straight_line_limit} instructions) and to the loop level',
-                      stacklevel=2)
+                      f'lanes={lanes} and threads={threads} apply only to programs up to '
+                      f'{straight_line_limit} instructions and to the loop level', stacklevel=2)
     body = _straight_line if straight else _table_driven
-    source = header(program) + body(program, n_params) + _metadata_and_single(program, n_params)
-    if straight and (lanes > 1 or threads > 1):
-        return (source + emit_simd.vector_row(program, n_params, lanes) +
-                emit_simd.batch_and_sum(program, n_params, lanes, threads))
-    return source + (_batch_and_sum if straight else _block_batch_and_sum)(program, n_params)
+    return (header(program) + body(program, n_params) + _metadata_and_single(program, n_params) +
+            (_batch_and_sum if straight else _block_batch_and_sum)(program, n_params))
 
 
 def _has_layers(program, n_params):
@@ -244,9 +248,15 @@ void {name}(const double *in, double *out) {{
 
 
 def _batch_and_sum(program, n_params):
+    """`NAME_batch`, each data row through `NAME_row`, and `NAME_sum`, adding them in order."""
     name, n_out = program.name, len(program.outputs)
     n_data = len(program.inputs) - n_params
-    return row_by_row_batch(program, n_params) + f'''
+    return f'''
+void {name}_batch(const double *params, const double *data, double *out, long n) {{
+  long i;
+  for (i = 0; i < n; i++) {name}_row(params, data + {n_data} * i, out + {n_out} * i);
+}}
+
 void {name}_sum(const double *params, const double *data, double *sum, long n) {{
   double row[{max(n_out, 1)}];
   long i, k;

@@ -111,6 +111,9 @@ def trace(outputs, inputs, name='f'):
         raise ValueError(f'invalid program name {name!r:.60}: the name of a C and Python function '
                          'is needed (letters, digits, _; no keyword)')
     outputs = [outputs] if isinstance(outputs, Value) else list(outputs)
+    for i, out in enumerate(outputs):
+        if not isinstance(out, Value):
+            raise TypeError(f'output {i} is a {type(out).__name__}, not a Value')
     inputs = list(inputs)
     _check_inputs(inputs)
     builder = Builder()

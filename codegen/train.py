@@ -31,7 +31,7 @@ from codegen.grad import grad
 from codegen.lower import trace
 from codegen.passes import optimize
 
-# The opt-in fast build: 4 rows per 256-bit vector (scalar programs), both cores.
+# The opt-in fast build: the loop level (rows in the host's vector lanes) on both cores.
 FAST_LANES, FAST_THREADS = 4, 2
 
 # The batch-level term runs once per step, not once per row, so its build time counts more than
@@ -104,8 +104,9 @@ class Trainer:
 
     batch_loss(parameters) -> Value is added once per step (e.g. an L2 penalty);
     reduction='mean' averages the sample losses over the batch, 'sum' adds them.
-    fast=True opts into SIMD lanes, both cores and -O3 -march=native (FAST_FLAGS): each row's
-    numbers stay the same, only the order in which rows are added up changes.
+    fast=True opts into the loop level for every program (rows in SIMD lanes) and both cores
+    (FAST_FLAGS: OpenMP): the same bits as the default build, since rows are still added up in
+    order; table-driven programs (above STRAIGHT_LINE_LIMIT instructions, no layers) warn.
     """
 
     def __init__(self, model, sample_loss, n_features, batch_loss=None, reduction='mean',

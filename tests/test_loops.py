@@ -229,7 +229,7 @@ def test_hostile_labels_reach_no_source(tmp_path, monkeypatch):
     rows = [[rng.uniform(-2, 2) for _ in range(5)] for _ in range(3)]
     want = [codegen.evaluate(program, [p.data for p in params] + row) for row in rows]
     for options in ({'loop_level': True}, {'loop_level': True, 'threads': 2},
-                    {'loop_level': False, 'lanes': 4, 'threads': 2}, {'loop_level': False}):
+                    {'lanes': 4, 'threads': 2}, {'loop_level': False}):
         compiled = codegen.build(program, 'c', len(params), **options)
         assert 'evil' not in compiled.source and 'stdio' not in compiled.source
         for got, expected in zip(compiled.batch([p.data for p in params], rows), want):
@@ -306,8 +306,7 @@ def test_powers_the_compiler_could_fold_stay_libms_pow(exponent, x, tmp_path, mo
     a, b = Value(x, label='a'), Value(exponent, label='b')
     outs = [a ** exponent, a ** b]  # a constant exponent (pow) and a Value one (powv)
     program = codegen.trace(outs, [a, b])
-    for options in ({'loop_level': False}, {'loop_level': False, 'lanes': 4},
-                    {'loop_level': True}):
+    for options in ({'loop_level': False}, {'lanes': 4}, {'loop_level': True}):
         compiled = codegen.build(program, 'c', **options)
         assert_same([o.data for o in outs], compiled(x, exponent), f'{options}')
         assert_same([o.data for o in outs], compiled.batch([], [[x, exponent]] * 5)[4],

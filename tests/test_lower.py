@@ -120,6 +120,12 @@ def test_an_input_that_is_not_a_value_is_refused():
         codegen.trace(x * 2.0, [1.0])
 
 
+def test_an_output_that_is_not_a_value_is_refused_by_name():
+    x = Value(1.0)
+    with pytest.raises(TypeError, match='output 1 is a float, not a Value'):
+        codegen.trace([x * 2.0, 1.5], [x])
+
+
 def micrograd_style_square(a):
     """An op written the way micrograd's lecture does: data, children and a closure."""
     out = Value(a.data ** 2, (a,), 'square')

@@ -75,7 +75,6 @@ def test_rows_holding_nan_or_inf_are_refused_naming_the_row(backend, bad):
     refused(t, lambda: t.rows(numpy.array(rows)), ValueError, message)
 
 
-
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_a_numpy_array_changed_after_rows_is_checked_again_at_each_step(backend):
     """Rows keep the caller's float64 array without copying it, so a value written into it
@@ -87,6 +86,7 @@ def test_a_numpy_array_changed_after_rows_is_checked_again_at_each_step(backend)
     data[1, 0] = math.nan
     message = 'row 1 holds nan at position 0: training data must be finite'
     refused(t, lambda: t.step(batch, 0.1), ValueError, message)
+
 
 # ---- batch sizes -----------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ TESTS = {
     'passes': ('codegen/passes.py', ['tests/test_passes.py', 'tests/test_golden.py']),
     'emit_python': ('codegen/emit_python.py', ['tests/test_golden.py', 'tests/test_backends.py']),
     'emit_c': ('codegen/emit_c.py', ['tests/test_golden.py', 'tests/test_backends.py']),
-    'emit_simd': ('codegen/emit_simd.py', ['tests/test_simd.py']),
+    'emit_loops': ('codegen/emit_loops.py',
+                   ['tests/test_loops.py', 'tests/test_lift.py', 'tests/test_fast_build.py']),
     'train': ('codegen/train.py', ['tests/test_train.py']),
 }
 

@@ -87,11 +87,13 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
     mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
 
-/* Outer: S[m*L + j] = S[m*L + j] + w[x[j]][r] * w[g[m]][r] for the first `rows` rows,
- * in row order: a batch sum of products (weight gradients). A tile of MG_OM x MG_JB
- * independent sums stays in registers (the MG_JB in the vector lanes), each adding its rows in
- * order; xt is scratch for the chunk's x transposed. The tile is its own function: inlined,
- * gcc kept the sums on the stack in some programs and not others (W2: 15% of a step). */
+/* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j < L and the first
+ * `rows` rows, in row order: a batch sum of products (weight gradients); ld is L unless the
+ * caller sums some columns of a wider group (threads split groups by columns). A tile of
+ * MG_OM x MG_JB independent sums stays in registers (the MG_JB in the vector lanes), each
+ * adding its rows in order; xt is scratch for the chunk's x transposed. The tile is its own
+ * function: inlined, gcc kept the sums on the stack in some programs and not others (W2: 15%
+ * of a step). */
 #define MG_OM 2
 static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
                           const double *const *gm, double *const *s) {
@@ -112,7 +114,7 @@ static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
 }
 
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
-                     const int *g, double *S, double *xt) {
+                     const int *g, double *S, long ld, double *xt) {
   const int full = L - L % MG_JB;
   long r;
   int m, j, k;
@@ -124,7 +126,7 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
     const int om = M - m < MG_OM ? M - m : MG_OM;
     const double *gm[MG_OM];
     double *s[MG_OM];
-    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * L; }
+    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
     for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
     for (k = 0; k < om; k++)
       for (j = full; j < L; j++) {  /* the last few sums, one at a time */
@@ -138,20 +140,22 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
 static const int layer_d0_x[4] = {
   0, 1, 2, 3
 };
-static void layer_part0(const double *mg_p, double (*w)[MG_CHUNK]) {
+static void layer_part0(const double *restrict mg_p, double (*restrict w)[MG_CHUNK]) {
   long r, m;
   (void)mg_p; (void)r; (void)m;
   mg_dense(w, 4, 4, 4, mg_p + 0, 5, 1, layer_d0_x, mg_p + 4, 5, NULL);  /* v7 ... */
   for (m = 0; m < 4; m++)  /* v8 = tanh ... */
     for (r = 0; r < MG_CHUNK; r++) w[8 + m][r] = tanh(w[4 + m][r]);
-  for (r = 0; r < MG_CHUNK; r++) w[12][r] = 0.0 + w[8][r];  /* v9 = add 0.0 v8 */
-  for (r = 0; r < MG_CHUNK; r++) w[13][r] = w[12][r] + w[9][r];  /* v19 = add v9 v18 */
-  for (r = 0; r < MG_CHUNK; r++) w[12][r] = w[13][r] + w[10][r];  /* v29 = add v19 v28 */
-  for (r = 0; r < MG_CHUNK; r++) w[13][r] = w[12][r] + w[11][r];  /* v39 = add v29 v38 */
+  for (r = 0; r < MG_CHUNK; r++) {
+    const double t0 = 0.0 + w[8][r];  /* v9 = add 0.0 v8 */
+    const double t1 = t0 + w[9][r];  /* v19 = add v9 v18 */
+    const double t2 = t1 + w[10][r];  /* v29 = add v19 v28 */
+    w[13][r] = t2 + w[11][r];  /* v39 = add v29 v38 */
+  }
   for (m = 0; m < 4; m++)  /* t33 = mul ...; g_v7 = sub ...; g_b0 = add ... */
     for (r = 0; r < MG_CHUNK; r++) {
-      w[14 + m][r] = w[8 + m][r] * w[8 + m][r];
-      w[18 + m][r] = 1.0 - w[14 + m][r];
+      const double t0 = w[8 + m][r] * w[8 + m][r];
+      w[18 + m][r] = 1.0 - t0;
       w[22 + m][r] = 0.0 + w[18 + m][r];
     }
 }
@@ -198,7 +202,7 @@ void layer_sum(const double *params, const double *data, double *sum, long n) {
   for (i = 0; i < n && w && S && xt; i += MG_CHUNK) {
     const long rows = n - i < MG_CHUNK ? n - i : MG_CHUNK;
     layer_chunk(params, data + i * 4, rows, w);
-    mg_outer(w, rows, 4, 4, layer_o0_x, layer_o0_g, S + 0, xt);
+    mg_outer(w, rows, 4, 4, layer_o0_x, layer_o0_g, S + 0, 4, xt);
     mg_sum_rows(w, rows, 5, layer_out_slot, layer_out_k, sum);
   }
   if (w && S && xt) {

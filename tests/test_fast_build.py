@@ -1,5 +1,6 @@
-"""The opt-in fast entry points (to_c's lanes: rows per SIMD vector; threads: rows split across
-cores) give every row the engine's bits, and `sum` adds rows in the order emit_simd documents.
+"""The opt-in fast build (to_c's lanes and threads: the loop level, its rows in the vector lanes,
+rows then sums split across cores) gives every row the engine's bits, and its `sum` is the
+default build's, bit for bit: rows added in order, whoever computed them.
 
 Every option is built through the public `codegen.to_c(program, n_params, lanes=, threads=)`
 and compared bit for bit (`exact.same`) with the engine, on random graphs, on graphs where an
@@ -21,39 +22,13 @@ pytestmark = pytest.mark.needs_cc
 
 # (lanes, threads): every vector width, alone and with threads.
 OPTIONS = [(2, 1), (4, 1), (8, 1), (1, 2), (2, 2), (4, 2), (8, 2)]
-ROWS_PER_THREAD = 64   # emit_simd starts a second thread only from 2 * 64 rows
+# A second thread starts from MG_MIN_CHUNKS_PER_THREAD (4) chunks of 32 rows each: 8 chunks.
+ROWS_FOR_TWO_THREADS = 8 * 32
 
 
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
     return use_private_cache(tmp_path, monkeypatch)
-
-
-def documented_sum(outputs, lanes, threads):
-    """What the fast `sum` computes, as emit_simd's docstring states it: the rows are split into
-    at most `threads` parts (a second part only from 2 * 64 rows; every part but the last a
-    whole number of vectors); in a part, lane l adds rows l, l + lanes, ... of the whole
-    vectors, then the lanes are added in order, then the rows left over one by one; then the
-    parts are added in order. Any row computed differently from the engine shows here."""
-    n, width = len(outputs), len(outputs[0])
-    used = max(1, min(threads, n // ROWS_PER_THREAD))
-    chunk = -(-(n // used) // lanes) * lanes
-    parts = []
-    for t in range(used):
-        begin, end = min(chunk * t, n), n if t == used - 1 else min(chunk * (t + 1), n)
-        whole = begin + (end - begin) // lanes * lanes
-        lane_sums = [[0.0] * width for _ in range(lanes)]
-        for i in range(begin, whole):
-            lane = lane_sums[(i - begin) % lanes]
-            lane[:] = [a + o for a, o in zip(lane, outputs[i])]
-        part = ordered_sum(lane_sums)
-        for i in range(whole, end):
-            part = [p + o for p, o in zip(part, outputs[i])]
-        parts.append(part)
-    total = parts[0]
-    for part in parts[1:]:
-        total = [a + b for a, b in zip(total, part)]
-    return tuple(total)
 
 
 def check_option(recipe, n_params, params, rows, lanes, threads):
@@ -64,11 +39,11 @@ def check_option(recipe, n_params, params, rows, lanes, threads):
     for row, want, got in zip(rows, expected, compiled.batch(params, rows)):
         assert_same(want, got, f'batch row {row}, {what}')
     assert_same(expected[0], compiled(*params, *rows[0]), f'single call, {what}')
-    # Sums over every prefix length that changes the shape: partial vectors, whole ones, a
-    # second thread's part.
-    for n in sorted({1, lanes - 1, lanes, 2 * lanes + 1, len(rows)} - {0}):
-        assert_same(documented_sum(expected[:n], lanes, threads),
-                    compiled.sum(params, rows[:n]), f'sum of {n} rows, {what}')
+    # Sums over every prefix length that changes the shape: a partial chunk, a whole one, the
+    # rows two threads share.
+    for n in sorted({1, 31, 32, 33, len(rows)}):
+        assert_same(ordered_sum(expected[:n]), compiled.sum(params, rows[:n]),
+                    f'sum of {n} rows, {what}')
 
 
 ROW_VALUES = st.sampled_from(SPECIALS) | mixed_finite_floats()
@@ -83,7 +58,7 @@ def test_every_option_gives_every_row_the_engines_bits(lanes, threads, recipe, d
     n_params = data.draw(st.integers(0, recipe.n_inputs - 1), label='n_params')
     params = data.draw(st.lists(ROW_VALUES, min_size=n_params, max_size=n_params),
                        label='params')
-    n_rows = data.draw(st.sampled_from([3, 17, 2 * ROWS_PER_THREAD + 5]), label='n_rows')
+    n_rows = data.draw(st.sampled_from([3, 40, ROWS_FOR_TWO_THREADS + 5]), label='n_rows')
     row = st.lists(ROW_VALUES, min_size=recipe.n_inputs - n_params,
                    max_size=recipe.n_inputs - n_params)
     rows = data.draw(st.lists(row, min_size=n_rows, max_size=n_rows), label='rows')
@@ -103,8 +78,8 @@ def sample_program():
 
 
 @pytest.mark.parametrize('lanes, threads', OPTIONS)
-@pytest.mark.parametrize('n_rows', [1, 3, 4, 7, 130, 333])
-def test_a_models_loss_and_gradient_get_the_default_bits_and_the_documented_sum(
+@pytest.mark.parametrize('n_rows', [1, 3, 33, 130, 333])
+def test_a_models_loss_and_gradient_get_the_default_builds_bits_rows_and_sums(
         lanes, threads, n_rows, private_cache):
     program, n_params = sample_program()
     default, fast = build_c_with(program, n_params), build_c_with(program, n_params, lanes,
@@ -116,7 +91,7 @@ def test_a_models_loss_and_gradient_get_the_default_bits_and_the_documented_sum(
     expected = default.batch(params, rows)
     for row, want, got in zip(rows, expected, fast.batch(params, rows)):
         assert_same(want, got, f'lanes={lanes} threads={threads}, row {row}')
-    assert_same(documented_sum(expected, lanes, threads), fast.sum(params, rows),
+    assert_same(default.sum(params, rows), fast.sum(params, rows),
                 f'lanes={lanes} threads={threads}, sum of {n_rows} rows')
 
 
@@ -124,3 +99,9 @@ def test_lanes_must_be_a_vector_width():
     program, n_params = sample_program()
     with pytest.raises(ValueError, match='lanes must be 1, 2, 4 or 8'):
         codegen.to_c(program, n_params, lanes=3)
+
+
+def test_lanes_and_threads_need_the_loop_level():
+    program, n_params = sample_program()
+    with pytest.raises(ValueError, match="need loop_level=None or True"):
+        codegen.to_c(program, n_params, lanes=4, loop_level=False)
