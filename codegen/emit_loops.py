@@ -8,7 +8,7 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 """
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import (CHUNK, Conv, Corr, Dense, Each, Gather, Map, Param, check,
+from codegen.loops import (Conv, Corr, Dense, Each, Gather, Map, Param, check, chunk_rows,
                            format as format_loops, slots_read, slots_written, stride)
 
 DEFINITIONS = r'''
@@ -659,7 +659,7 @@ def to_c(loops, threads=1):
     batch sum between threads with OpenMP (compile with -fopenmp), with the same bits."""
     check(loops)
     name = loops.name
-    kernels = DEFINITIONS % {'chunk': CHUNK} + SUM_ROWS
+    kernels = DEFINITIONS % {'chunk': chunk_rows(loops)} + SUM_ROWS
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
         kernels += DENSE
     if loops.outers:

@@ -32,6 +32,9 @@ from codegen import recover
 from codegen.ir import Instr, Program, atom_text
 
 CHUNK = 32  # rows evaluated together: their slots stay in the L1/L2 caches
+# ... in a program without layers (Map and Each statements only), which keeps more values
+# alive per row: 16 rows ran a 1,892-instruction gradient 1.35x faster than 32 (8: 1.1x)
+SCALAR_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -385,12 +388,18 @@ def statement_text(s):
             f'{zero}({_slots_text(s.vector)})[j] * ({_slots_text(s.rows)})[m]')
 
 
+def chunk_rows(loops):
+    """Rows per chunk: CHUNK for programs with layers, SCALAR_CHUNK for the others."""
+    scalar = not loops.outers and all(isinstance(s, (Map, Each)) for s in loops.body)
+    return SCALAR_CHUNK if scalar else CHUNK
+
+
 def format(loops):  # noqa: A001  (named like ir.format)
     """A listing a person can read: the chunk loop, its statements and the batch sums."""
-    p = loops.program
+    p, chunk = loops.program, chunk_rows(loops)
     lines = [f'loops {p.name}(p[{loops.n_params}], rows[n, {len(p.inputs) - loops.n_params}])'
-             f' -> out[{len(p.outputs)}]   # {loops.n_slots} slots of {CHUNK} rows',
-             f'  for each chunk of {CHUNK} rows r:']
+             f' -> out[{len(p.outputs)}]   # {loops.n_slots} slots of {chunk} rows',
+             f'  for each chunk of {chunk} rows r:']
     if loops.inputs:
         lines.append(f'    {_slots_text([s for s, _ in loops.inputs])} = rows[r, 0..'
                      f'{len(loops.inputs) - 1}]    # {" ".join(p.inputs[loops.n_params:])}')

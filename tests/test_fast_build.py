@@ -22,7 +22,8 @@ pytestmark = pytest.mark.needs_cc
 
 # (lanes, threads): every vector width, alone and with threads.
 OPTIONS = [(2, 1), (4, 1), (8, 1), (1, 2), (2, 2), (4, 2), (8, 2)]
-# A second thread starts from MG_MIN_CHUNKS_PER_THREAD (4) chunks of 32 rows each: 8 chunks.
+# A second thread starts from MG_MIN_CHUNKS_PER_THREAD (4) chunks each: 8 chunks of 16 rows
+# (scalar programs) or of 32 (with layers).
 ROWS_FOR_TWO_THREADS = 8 * 32
 
 
