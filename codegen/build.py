@@ -9,6 +9,7 @@ Every library carries its own key (`micrograd_cache_key()`). A cached file that 
 (truncated, random bytes) or carries another key (another library copied over it, or one built
 by an older codegen) is deleted and rebuilt once; if that fails too, a BuildError names it.
 """
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -188,10 +189,32 @@ class _Unusable(Exception):
     """A cached library that cannot be what its file name says."""
 
 
+# libgomp (the fast build's OpenMP) spins 300,000 times at a barrier before it sleeps, which
+# is milliseconds: when another process holds a core, the fast build's two threads share the
+# other one, and a W2 step took 20 ms instead of 0.6. 10,000 spins changed nothing on an idle
+# machine and gave 2.2 ms under that load (OMP_WAIT_POLICY=passive: 1.0 ms loaded, but 0.95 ms
+# idle). libgomp reads it once, when it is first loaded: that is when we set it, unless the
+# user chose a policy.
+OPENMP_SPINCOUNT = '10000'
+
+
+@contextlib.contextmanager
+def _short_openmp_spin():
+    if 'GOMP_SPINCOUNT' in os.environ or 'OMP_WAIT_POLICY' in os.environ:
+        yield
+        return
+    os.environ['GOMP_SPINCOUNT'] = OPENMP_SPINCOUNT
+    try:
+        yield
+    finally:
+        os.environ.pop('GOMP_SPINCOUNT', None)
+
+
 def _load_checked(path):
     """ctypes.CDLL(path), if it loads and carries the key its file name says."""
     try:
-        library = ctypes.CDLL(path)
+        with _short_openmp_spin():
+            library = ctypes.CDLL(path)
     except OSError as error:
         raise _Unusable(f'it does not load ({error})') from None
     try:

@@ -6,14 +6,17 @@ Every option is built through the public `codegen.to_c(program, n_params, lanes=
 and compared bit for bit (`exact.same`) with the engine, on random graphs, on graphs where an
 input feeds a node twice with partials of opposite sign, and on rows with every special value.
 """
+import ctypes
+import os
 import random
+import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import codegen
-from codegen_support import (assert_same, build_c_with, engine, ordered_sum, traced,
-                             use_private_cache)
+from codegen_support import (assert_same, build_c_with, build_module, engine, ordered_sum,
+                             traced, use_private_cache)
 from micrograd.engine import Value
 from micrograd.nn import MLP
 from strategies import SPECIALS, cancelling_recipes, mixed_finite_floats, recipes
@@ -106,3 +109,40 @@ def test_lanes_and_threads_need_the_loop_level():
     program, n_params = sample_program()
     with pytest.raises(ValueError, match="need loop_level=None or True"):
         codegen.to_c(program, n_params, lanes=4, loop_level=False)
+
+
+SPIN_WITNESS = r'''
+#include <stdlib.h>
+#include <string.h>
+static char seen[64] = "unset";
+/* Runs when the library is loaded, as libgomp's own set-up does: what it would read. */
+__attribute__((constructor)) static void look(void) {
+  const char *spin = getenv("GOMP_SPINCOUNT");
+  if (spin) strncpy(seen, spin, sizeof seen - 1);
+}
+const char *spin_seen(void) { return seen; }
+const char *micrograd_cache_key(void) { return "%s"; }
+'''
+
+
+@pytest.mark.parametrize('user_setting', [None, ('GOMP_SPINCOUNT', '7'),
+                                          ('OMP_WAIT_POLICY', 'active')])
+def test_openmp_reads_a_short_spin_when_our_library_loads(user_setting, tmp_path, monkeypatch):
+    """libgomp's default spin at a barrier lasts milliseconds: with another process on one
+    core, the two threads of the fast build shared the other and a step took 30x longer. A
+    library loaded through load_library sees GOMP_SPINCOUNT=10000 unless the user chose a
+    wait policy; the environment is left as it was."""
+    monkeypatch.delenv('GOMP_SPINCOUNT', raising=False)
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    if user_setting:
+        monkeypatch.setenv(*user_setting)
+    key = 'f' * 32
+    source, library = tmp_path / 'witness.c', tmp_path / f'{key}.so'
+    source.write_text(SPIN_WITNESS % key)
+    subprocess.run(['cc', '-shared', '-fPIC', '-o', str(library), str(source)], check=True)
+    loaded = build_module.load_library(str(library))
+    loaded.spin_seen.restype = ctypes.c_char_p
+    expected = {None: b'10000', ('GOMP_SPINCOUNT', '7'): b'7'}.get(user_setting, b'unset')
+    assert loaded.spin_seen() == expected
+    assert os.environ.get('GOMP_SPINCOUNT') == (user_setting[1] if user_setting and
+                                                user_setting[0] == 'GOMP_SPINCOUNT' else None)
