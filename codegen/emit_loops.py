@@ -520,9 +520,10 @@ def _sum(loops, name, function=None):
 
 def _threaded_sum(loops, name, threads):
     """`NAME_sum` on `threads` cores, computing the same bits as on one: the chunks' rows are
-    split between the threads first (a row's numbers do not depend on who computes them), then
-    the batch sums are split by output, each still adding its rows in order. Between the two,
-    the slots that the sums read are kept for every chunk."""
+    split between the threads first (a row's numbers do not depend on who computes them; each
+    thread takes the next chunk when it is free, so a thread slowed by another process does
+    fewer), then the batch sums are split by output, each still adding its rows in order.
+    Between the two, the slots that the sums read are kept for every chunk."""
     n_out, n_data = len(loops.program.outputs), len(loops.program.inputs) - loops.n_params
     plain = [(k, s) for k, s in enumerate(loops.outputs) if s is not None]
     kept = sorted({s for _, s in plain} | {s for o in loops.outers for s in o.vector + o.rows})
@@ -548,16 +549,20 @@ def _threaded_sum(loops, name, threads):
         shares.append(''.join(f'            {call}\n' for call in calls))
     cases = '\n'.join(f'          case {t}:\n{calls}            break;'
                       for t, calls in enumerate(shares))
+    width = _max_outer_width(loops)
     return tables + f'''
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* The outputs added up over n rows, row 0 first, on up to {threads} threads: the same bits as
  * on one. 1: the chunks split between threads, keeping the slots the sums read.
  * 2: the sums split by output (each outer group by its columns, so a thread transposes only
- * the inputs it sums), each adding every chunk's rows in order. */
+ * the inputs it sums), each adding every chunk's rows in order. Every buffer is allocated
+ * before the threads start: they meet only between the two parts and at the end. */
 void {name}_sum(const double *params, const double *data, double *sum, long n) {{
   const long chunks = (n + MG_CHUNK - 1) / MG_CHUNK;
-  double (*keep)[MG_CHUNK];
-  double *S;
-  int failed;
+  double (*keep)[MG_CHUNK], (*ws)[MG_CHUNK], *xts, *S;
   long k, m, j;
   (void)m; (void)j;
   if (chunks < MG_MIN_CHUNKS_PER_THREAD * {threads}) {{  /* too few rows to share: one thread */
@@ -565,24 +570,27 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
     return;
   }}
   keep = malloc((chunks * {len(kept)} + 1) * sizeof *keep);
+  ws = malloc({threads} * {name}_SLOTS * sizeof *ws);
+  xts = malloc({threads} * MG_CHUNK * {width} * sizeof *xts);
   S = calloc({size} + 1, sizeof *S);
-  failed = !keep || !S;
-  for (k = 0; k < {n_out}; k++) sum[k] = 0.0;
+  for (k = 0; k < {n_out}; k++) sum[k] = keep && ws && xts && S ? 0.0 : NAN;
+  if (keep && ws && xts && S) {{
 #ifdef _OPENMP
 #pragma omp parallel num_threads({threads})
 #endif
   {{
-    double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
-    double *xt = malloc(MG_CHUNK * {_max_outer_width(loops)} * sizeof *xt);
-    long c, i, t;
-    if (!w || !xt) failed = 1;
 #ifdef _OPENMP
-#pragma omp barrier
-#pragma omp for schedule(static)
+    const long me = omp_get_thread_num();
+#else
+    const long me = 0;
+#endif
+    double (*w)[MG_CHUNK] = ws + me * {name}_SLOTS, *xt = xts + me * MG_CHUNK * {width};
+    long c, i, t;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
 #endif
     for (c = 0; c < chunks; c++) {{
       const long rows = n - c * MG_CHUNK < MG_CHUNK ? n - c * MG_CHUNK : MG_CHUNK;
-      if (failed) continue;
       {name}_chunk(params, data + c * MG_CHUNK * {n_data}, rows, w);
       for (i = 0; i < {len(kept)}; i++)
         memcpy(keep[c * {len(kept)} + i], w[{name}_kept[i]], sizeof *keep);
@@ -591,21 +599,17 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
 #pragma omp for schedule(static, 1)
 #endif
     for (t = 0; t < {threads}; t++)
-      for (c = 0; c < chunks && !failed; c++) {{
+      for (c = 0; c < chunks; c++) {{
         const long rows = n - c * MG_CHUNK < MG_CHUNK ? n - c * MG_CHUNK : MG_CHUNK;
         double (*kept)[MG_CHUNK] = keep + c * {len(kept)};
         switch (t) {{
 {cases}
         }}
       }}
-    free(w); free(xt);
   }}
-  if (failed)
-    for (k = 0; k < {n_out}; k++) sum[k] = NAN;
-  else {{
 {_scatter_outer(loops)}
   }}
-  free(keep); free(S);
+  free(keep); free(ws); free(xts); free(S);
 }}
 '''
 
