@@ -106,7 +106,7 @@ class Trainer:
     reduction='mean' averages the sample losses over the batch, 'sum' adds them.
     fast=True opts into the loop level for every program (rows in SIMD lanes) and both cores
     (FAST_FLAGS: OpenMP): the same bits as the default build, since rows are still added up in
-    order; table-driven programs (above STRAIGHT_LINE_LIMIT instructions, no layers) warn.
+    order. Programs above emit_c.FAST_LIMIT instructions warn and run table-driven.
     """
 
     def __init__(self, model, sample_loss, n_features, batch_loss=None, reduction='mean',

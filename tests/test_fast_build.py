@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import codegen
-from codegen_support import (assert_same, build_c_with, build_module, engine, ordered_sum,
-                             traced, use_private_cache)
+from codegen import emit_loops
+from codegen_support import (assert_same, build_c_with, build_module, emit_c_module, engine,
+                             ordered_sum, traced, use_private_cache)
 from micrograd.engine import Value
 from micrograd.nn import MLP
 from strategies import SPECIALS, cancelling_recipes, mixed_finite_floats, recipes
@@ -67,6 +68,32 @@ def test_every_option_gives_every_row_the_engines_bits(lanes, threads, recipe, d
                    max_size=recipe.n_inputs - n_params)
     rows = data.draw(st.lists(row, min_size=n_rows, max_size=n_rows), label='rows')
     check_option(recipe, n_params, params, rows, lanes, threads)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(recipe=recipes(max_inputs=3) | cancelling_recipes(), data=st.data())
+def test_statements_run_from_tables_give_every_row_the_engines_bits(recipe, data, private_cache,
+                                                                    monkeypatch):
+    """Past MAP_TABLE_LIMIT statements the loop level runs them as data (a switch per op):
+    here every program does, and still gets the engine's bits, rows and sums."""
+    monkeypatch.setattr(emit_loops, 'MAP_TABLE_LIMIT', 0)
+    n_params = data.draw(st.integers(0, recipe.n_inputs - 1), label='n_params')
+    params = data.draw(st.lists(ROW_VALUES, min_size=n_params, max_size=n_params),
+                       label='params')
+    row = st.lists(ROW_VALUES, min_size=recipe.n_inputs - n_params,
+                   max_size=recipe.n_inputs - n_params)
+    rows = data.draw(st.lists(row, min_size=40, max_size=40), label='rows')
+    check_option(recipe, n_params, params, rows, 4, 1)
+    assert '_table(w, ' in codegen.to_c(codegen.optimize(traced(recipe)), n_params, lanes=4)
+
+
+def test_past_the_fast_limit_lanes_and_threads_say_they_are_not_used(monkeypatch):
+    program, n_params = sample_program()
+    monkeypatch.setattr(emit_c_module, 'FAST_LIMIT', 10)
+    with pytest.warns(UserWarning, match='runs table-driven on one thread'):
+        source = codegen.to_c(program, n_params, threads=2)
+    assert 'pragma omp' not in source
 
 
 def sample_program():
