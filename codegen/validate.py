@@ -9,7 +9,7 @@ which are refused with a message saying so (True is an int in Python, rarely a m
 numpy is never imported here unless the caller passes a numpy array.
 """
 import array
-import ctypes
+import functools
 import math
 import numbers
 
@@ -143,13 +143,13 @@ class Rows:
             return [flat[i * k:(i + 1) * k] for i in range(self.n)]
         return self.values.tolist()  # a 2-D numpy array: a list per row already
 
-    def pointer(self):
-        """A C `double *` to the first value; valid while this object lives."""
+    @functools.cached_property
+    def address(self):
+        """The address of the first value, for C (a `void *`); valid while this object lives
+        (neither buffer ever moves: our array is never resized, a numpy array's data stays)."""
         if isinstance(self.values, array.array):
-            address = self.values.buffer_info()[0]
-        else:
-            address = self.values.ctypes.data
-        return ctypes.cast(address, ctypes.POINTER(ctypes.c_double))
+            return self.values.buffer_info()[0]
+        return self.values.ctypes.data
 
     def take(self, order):
         """The rows at the indices `order`, as new Rows (no per-value Python loop)."""
