@@ -21,6 +21,8 @@ way; see `_flush_convolution`. `lift` returns None, and the caller takes the sca
 whenever a layer is used in a way this does not cover: a weight or bias read anywhere else, or
 an input of a layer read by anything but that layer.
 """
+import itertools
+
 from codegen import loops, recover
 from codegen.grad import (_atom, _depends_on, _first_term, _name_adjoint, _topo_order,
                           backward_step)
@@ -33,7 +35,8 @@ def lift(program, n_params):
     output 0 and the gradients after it (the layout of grad's), or None (see above)."""
     params = program.inputs[:n_params]
     param_set = set(params)
-    groups = [g for g in recover.find_dense(program, n_params) if _covered(g, param_set)]
+    flow = recover.Dataflow(program)
+    groups = [g for g in recover.find_dense(program, n_params, flow) if _covered(g, param_set)]
     if not groups or len(program.outputs) != 1 or not isinstance(program.outputs[0], str):
         return None
     shared = {}  # dense groups over the same weights: one convolution, a group per pixel
@@ -41,7 +44,7 @@ def lift(program, n_params):
         shared.setdefault((g.shape, g.base, g.stride_m, g.stride_j, g.init), []).append(g)
     layers = [family[0] for family in shared.values() if len(family) == 1]
     convolutions = [tuple(family) for family in shared.values() if len(family) > 1]
-    walk = _Walk(program, params, param_set, layers, convolutions)
+    walk = _Walk(program, flow, params, param_set, layers, convolutions)
     if not walk.run():
         return None
     return walk.loops()
@@ -59,31 +62,24 @@ def _covered(group, param_set):
 class _Walk:
     """grad's reverse pass over the forward program, with each layer taken as one unit."""
 
-    def __init__(self, program, params, param_set, layers, convolutions=()):
+    def __init__(self, program, flow, params, param_set, layers, convolutions=()):
         self.program, self.params, self.param_set = program, params, param_set
         self.layers = layers
         self.convolutions = convolutions
         self.pixels = [g for family in convolutions for g in family]
         self.family = {g: family for family in convolutions for g in family}
-        self.defined = {instr.out: instr for instr in program.instrs}
-        self.readers = {}
-        for instr in program.instrs:
-            for a in instr.args:
-                if isinstance(a, str):
-                    self.readers.setdefault(a, []).append(instr)
-        for a in program.outputs:
-            if isinstance(a, str):
-                self.readers.setdefault(a, []).append(None)
-        taken = set(program.inputs) | set(self.defined)
-        self.builder = Builder(prefix='t', taken=taken)
+        self.defined, self.readers = flow.defined, flow.readers
+        self.builder = Builder(prefix='t', taken=itertools.chain(program.inputs, self.defined))
         self.needs = _depends_on(program, param_set)
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
         self.outers = []
         self.owner = {}         # chain register -> its layer (or pixel of a convolution)
+        self.finals = set()     # the chains' last registers: y[m] of every layer and pixel
         for layer in list(layers) + self.pixels:
-            for r in layer.internal | set(layer.outs):
-                self.owner[r] = layer
+            self.owner.update(dict.fromkeys(layer.internal, layer))
+            self.owner.update(dict.fromkeys(layer.outs, layer))
+            self.finals.update(layer.outs)
         self.corrs = []         # the convolutions' weight and bias gradients, and dx
         self.done = set()       # convolutions whose backward has run
         self.vector_of = {}     # a layer's vector register -> that layer
@@ -107,15 +103,18 @@ class _Walk:
         if target not in self.needs:
             return False
         self.adjoint[target] = 1.0
-        self.order = _topo_order(self.program, target)
+        self.order = _topo_order(self.defined, target)
         self.position = {instr.out: k for k, instr in enumerate(self.order)}
         self.upstream = {}  # convolution -> what its inputs are computed from
+        self.waiting = {}   # register -> the convolutions whose upstream it is, in that order
         for family in self.convolutions:
             if any(isinstance(v, str) and v in self.needs for g in family for v in g.vector):
                 upstream = self._upstream(family)
                 if upstream is None:
                     return False
                 self.upstream[family] = upstream
+                for r in upstream:
+                    self.waiting.setdefault(r, []).append(family)
         self.deferred = {family: [] for family in self.upstream}
         for instr in reversed(self.order):
             if instr.out in self.needs and not self._visit(instr):
@@ -130,11 +129,11 @@ class _Walk:
 
     def _visit(self, instr):
         """grad's step for one instruction, or its part in a layer's or convolution's."""
-        for family, upstream in self.upstream.items():
+        for family in self.waiting.get(instr.out, ()):
             # a convolution's input is reached before all of its pixels may be (the last
             # pixels' windows are computed last): what it is computed from waits until the
             # convolution's backward has run, then goes in the walk's order
-            if family not in self.done and instr.out in upstream:
+            if family not in self.done:
                 self.deferred[family].append(instr)
                 return True
         # a layer's inputs are defined before all of its products: reaching one, every
@@ -146,7 +145,7 @@ class _Walk:
         if layer is None:
             self._scalar(instr)
             return True
-        if instr.out in layer.outs:
+        if instr.out in self.finals:
             self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
             family = self.family.get(layer)
             if family in self.upstream and all(
