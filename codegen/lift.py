@@ -117,7 +117,10 @@ class _Walk:
                     self.waiting.setdefault(r, []).append(family)
         self.deferred = {family: [] for family in self.upstream}
         for instr in reversed(self.order):
-            if instr.out in self.needs and not self._visit(instr):
+            # only the chains' last registers: their products and partial sums have no step
+            # of their own (nor does anything wait on them), their layer's is taken whole
+            inner = instr.out in self.owner and instr.out not in self.finals
+            if instr.out in self.needs and not inner and not self._visit(instr):
                 return False
         for layer in [g for g in self.pending if g not in self.family]:
             if not self._flush(layer):
@@ -141,18 +144,17 @@ class _Walk:
         if instr.out in self.vector_of and self.vector_of[instr.out] in self.pending:
             if not self._flush(self.vector_of[instr.out]):
                 return False
-        layer = self.owner.get(instr.out)
+        layer = self.owner.get(instr.out)  # the chains' inner registers are not visited
         if layer is None:
             self._scalar(instr)
             return True
-        if instr.out in self.finals:
-            self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
-            family = self.family.get(layer)
-            if family in self.upstream and all(
-                    len(self.pending.get(g, ())) == len(g.outs) for g in family):
-                if not self._flush_convolution(family):
-                    return False
-                return all(self._visit(later) for later in self.deferred.pop(family))
+        self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
+        family = self.family.get(layer)
+        if family in self.upstream and all(
+                len(self.pending.get(g, ())) == len(g.outs) for g in family):
+            if not self._flush_convolution(family):
+                return False
+            return all(self._visit(later) for later in self.deferred.pop(family))
         return True
 
     def _upstream(self, family):
@@ -167,7 +169,7 @@ class _Walk:
             if r in upstream or r not in self.defined or r not in self.needs:
                 continue
             upstream.add(r)
-            stack.extend(a for a in self.defined[r].args if isinstance(a, str))
+            stack.extend(self.defined[r].args)  # literals too: no register defines them
         for r in upstream:
             for reader in self.readers.get(r, ()):
                 if reader is None or (reader.out not in upstream and reader.out not in chains):
@@ -278,24 +280,24 @@ class _Walk:
     def _inputs_adjoint(self, family, g):
         """Each input's adjoint: its terms W[m, j] * g[p][m] in the order the engine's backward
         visits the products (the first taken as it is), as one Gather over all inputs."""
-        M, L = family[0].shape
-        product = {}  # (pixel, weight index) -> the product register
-        for m in range(M):
-            for j in range(L):
-                k = family[0].weight_index(m, j)
-                for r in self.readers[self.params[k]]:
-                    product[id(self.owner[r.out]), k] = r.out
-        terms = {}  # input register -> [(position, weight index, g register)]
-        for pixel in family:
-            for j, v in enumerate(pixel.vector):
-                if not (isinstance(v, str) and v in self.needs):
-                    continue
-                for m in range(M):
-                    k = pixel.weight_index(m, j)
-                    terms.setdefault(v, []).append((-self.position[product[id(pixel), k]], k,
-                                                    g[pixel][m]))
-        if not terms:
+        wanted = [(pixel, j, v) for pixel in family for j, v in enumerate(pixel.vector)
+                  if isinstance(v, str) and v in self.needs]
+        if not wanted:
             return
+        first = family[0]
+        M, L = first.shape
+        # (m, weight index) for each input j: the same for every pixel (one base and strides)
+        columns = [[(m, first.weight_index(m, j)) for m in range(M)] for j in range(L)]
+        rank = {}  # (pixel, weight index) -> minus the position of its product
+        for column in columns:
+            for _, k in column:
+                for r in self.readers[self.params[k]]:
+                    rank[id(self.owner[r.out]), k] = -self.position[r.out]
+        terms = {}  # input register -> [(rank, weight index, g register)]
+        for pixel, j, v in wanted:
+            input_terms = terms.setdefault(v, [])
+            for m, k in columns[j]:
+                input_terms.append((rank[id(pixel), k], k, g[pixel][m]))
         inputs = sorted(terms, key=lambda v: self.position[self.defined[v].out]
                         if v in self.defined else -1)
         outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in inputs)
@@ -317,8 +319,8 @@ class _Walk:
 
     def _in_visit_order(self, registers):
         """`registers` in the order the engine's backward reaches them: descending
-        topological position."""
-        return sorted(registers, key=lambda r: -self.position[r])
+        topological position (no two registers have the same)."""
+        return sorted(registers, key=self.position.__getitem__, reverse=True)
 
     def _pixel_order(self, parameter):
         """The pixels whose chains read `parameter`, in the order the backward visits them."""

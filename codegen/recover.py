@@ -18,6 +18,7 @@ Nothing here decides correctness: a group is a claim about which instructions co
 and the loop level (loops.py) evaluates exactly the same operations in exactly the same order.
 What is not recognised stays scalar.
 """
+import collections
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -76,14 +77,15 @@ class Dataflow:
 
     def __init__(self, program):
         self.defined = {instr.out: instr for instr in program.instrs}
-        self.readers = {}
+        readers = collections.defaultdict(list)  # (no empty list made per read)
         for instr in program.instrs:
             for a in instr.args:
                 if isinstance(a, str):
-                    self.readers.setdefault(a, []).append(instr)
+                    readers[a].append(instr)
         for a in program.outputs:
             if isinstance(a, str):
-                self.readers.setdefault(a, []).append(None)
+                readers[a].append(None)
+        self.readers = dict(readers)  # a register nobody reads: not there
 
     def read_once(self, register):
         return len(self.readers.get(register, ())) == 1
@@ -106,11 +108,11 @@ def find_chains(program, n_params, flow=None):
             return None
         return (param[a], b) if a in param else (param[b], a)
 
-    def product(atom):
-        """factors of the instruction defining `atom`, if nothing else reads it."""
-        if not isinstance(atom, str) or not read_once(atom):
-            return None
-        return factors(defined.get(atom))
+    products = {}  # register -> factors of the instruction defining it, if nothing else reads it
+    for instr in program.instrs:
+        if instr.op is MUL and read_once(instr.out):
+            products[instr.out] = factors(instr)
+    product = products.get
 
     def step(atom):
         """The add defining `atom` if it is one step of a chain read only by the next step."""
