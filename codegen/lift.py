@@ -106,15 +106,12 @@ class _Walk:
         self.order = _topo_order(self.defined, target)
         self.position = {instr.out: k for k, instr in enumerate(self.order)}
         self.upstream = {}  # convolution -> what its inputs are computed from
-        self.waiting = {}   # register -> the convolutions whose upstream it is, in that order
         for family in self.convolutions:
             if any(isinstance(v, str) and v in self.needs for g in family for v in g.vector):
                 upstream = self._upstream(family)
                 if upstream is None:
                     return False
                 self.upstream[family] = upstream
-                for r in upstream:
-                    self.waiting.setdefault(r, []).append(family)
         self.deferred = {family: [] for family in self.upstream}
         for instr in reversed(self.order):
             # only the chains' last registers: their products and partial sums have no step
@@ -132,11 +129,11 @@ class _Walk:
 
     def _visit(self, instr):
         """grad's step for one instruction, or its part in a layer's or convolution's."""
-        for family in self.waiting.get(instr.out, ()):
+        for family, upstream in self.upstream.items():
             # a convolution's input is reached before all of its pixels may be (the last
             # pixels' windows are computed last): what it is computed from waits until the
             # convolution's backward has run, then goes in the walk's order
-            if family not in self.done:
+            if family not in self.done and instr.out in upstream:
                 self.deferred[family].append(instr)
                 return True
         # a layer's inputs are defined before all of its products: reaching one, every
@@ -183,13 +180,13 @@ class _Walk:
         first = family[0]
         M, L = first.shape
         owned = set().union(*(g.internal for g in family))
-        chains = owned.union(*(g.outs for g in family))  # a bias's add may be the chain's last
+        outs = set().union(*(g.outs for g in family))  # a bias's add may be the chain's last
         params = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
         params += [a for a in first.init or () if isinstance(a, str)]
         for p in params:
             readers = self.readers.get(p, ())
-            if len(readers) != len(family) or any(r is None or r.out not in chains
-                                                  for r in readers):
+            if len(readers) != len(family) or any(
+                    r is None or (r.out not in owned and r.out not in outs) for r in readers):
                 return False
         for v in {v for g in family for v in g.vector if isinstance(v, str) and v in self.needs}:
             if any(r is None or r.out not in owned for r in self.readers[v]):
@@ -329,12 +326,18 @@ class _Walk:
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""
-        forward = [i for i in self.program.instrs if i.out not in self.owner]
         scalar_backward = self.builder.instrs
         backward_dense = [dense for _, dense in self.transposed]
         # sort keys: the program's order, then the walk's (a layer's dx before the
-        # instruction that followed it)
-        position = {instr.out: k for k, instr in enumerate(self.program.instrs)}
+        # instruction that followed it); none for the chains' inner registers, which no
+        # schedule places (their groups replace them)
+        forward, position = [], {}
+        for k, instr in enumerate(self.program.instrs):
+            if instr.out not in self.owner:
+                forward.append(instr)
+                position[instr.out] = k
+            elif instr.out in self.finals:
+                position[instr.out] = k
         start = len(self.program.instrs)
         for k, instr in enumerate(scalar_backward):
             position[instr.out] = start + k
