@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import hashlib
 import math
 import random
 import sys
@@ -172,10 +173,12 @@ class Trainer:
     def _library(self):
         """The compiled training step: found through the traced programs when it was built
         before (no gradient, optimisation or emission then), else generated and compiled."""
-        recipe = '\n'.join([format_program(self.traced_sample), format_program(self.traced_extra),
-                            repr((self.n_params, self.has_extra, self.lanes, self.threads,
-                                  self.loop_level)),
-                            STEP_C])
+        listing = '\n'.join([format_program(self.traced_sample), format_program(self.traced_extra),
+                             repr((self.n_params, self.has_extra, self.lanes, self.threads,
+                                   self.loop_level)),
+                             STEP_C])
+        # its hash stands for it: the cache key would serialise and hash LeNet-5's 31 MB twice
+        recipe = hashlib.sha256(listing.encode()).hexdigest()
         path = cached_library(recipe, self.flags, self.cc)
         if path is None:
             self.source = []  # each unit compiles while the next one is generated
