@@ -34,7 +34,7 @@ C_LOWERCASE_MACROS = {'linux', 'unix', 'i386', 'i686', 'math_errhandling', 'errn
 RESERVED_WORDS = frozenset(keyword.kwlist) | C_KEYWORDS | GENERATED_NAMES | C_LOWERCASE_MACROS
 # An identifier not starting with RESERVED_PREFIX: one regex, as every register's name is
 # checked (LeNet-5: 900k of them)
-IDENTIFIER = re.compile(rf'(?!{RESERVED_PREFIX})[A-Za-z][A-Za-z0-9_]*\Z')
+USABLE_IDENTIFIER = re.compile(rf'(?!{RESERVED_PREFIX})[A-Za-z][A-Za-z0-9_]*\Z')
 
 # Entry points: suffix appended to the program's name -> (C prototype after the name, ctypes
 # argument types, ctypes result type). Pointer arguments are arrays of double.
@@ -53,7 +53,7 @@ ENTRY_POINTS = {
 
 def usable_name(name):
     """True when `name` can be a register or function name in both generated languages."""
-    return (isinstance(name, str) and IDENTIFIER.match(name) is not None
+    return (isinstance(name, str) and USABLE_IDENTIFIER.match(name) is not None
             and name not in RESERVED_WORDS and not (len(name) > 1 and name.isupper()))
 
 
