@@ -125,10 +125,9 @@ def trace(outputs, inputs, name='f'):
         atoms[id(leaf)] = builder.fresh(leaf.label, fallback=f'x{i}')
     input_names = tuple(atoms[id(leaf)] for leaf in inputs)
     for node in topo_order(outputs):
-        if id(node) in atoms:
-            continue
-        if not node._args:
-            atoms[id(node)] = float(node.data)
+        if not node._args:  # an input (named above: inputs are leaves) or a literal
+            if id(node) not in atoms:
+                atoms[id(node)] = float(node.data)
             continue
         if node._rule is None or node._custom_backward is not None:  # the engine runs that
             raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
