@@ -31,7 +31,8 @@ def grad(program, wrt=None, of=0):
     target = program.outputs[of]
     if isinstance(target, str) and target in needs:
         adjoint[target] = 1.0
-    for instr in reversed(_topo_order(program, target)):
+    defined = {instr.out: instr for instr in program.instrs}
+    for instr in reversed(_topo_order(defined, target)):
         if instr.out in needs:
             backward_step(builder, instr, adjoint, needs, outputs, len(program.instrs))
     grads = tuple(adjoint.get(x, 0.0) for x in wrt)
@@ -89,11 +90,11 @@ def _name_adjoint(builder, total, register, n_forward):
     return Sym(name, builder)
 
 
-def _topo_order(program, target):
-    """The instructions `target` depends on, in the engine's order for it: that of
-    `topo_order([output])`, a depth-first walk over the arguments. The engine sums gradients in
-    this order; the program's own order can differ (trace([a, b]) walks from a first)."""
-    defined = {instr.out: instr for instr in program.instrs}
+def _topo_order(defined, target):
+    """The instructions `target` depends on (`defined`: register -> its instruction), in the
+    engine's order for it: that of `topo_order([output])`, a depth-first walk over the
+    arguments. The engine sums gradients in this order; the program's own order can differ
+    (trace([a, b]) walks from a first)."""
     order, seen = [], set()
     if target in defined:
         seen.add(target)
@@ -115,7 +116,7 @@ def _depends_on(program, wrt):
     """Registers whose value depends on an input in `wrt` (only they need adjoints)."""
     needs = set(wrt)
     for instr in program.instrs:
-        if any(isinstance(a, str) and a in needs for a in instr.args):
+        if not needs.isdisjoint(instr.args):  # (literals: never equal to a name)
             needs.add(instr.out)
     return needs
 

@@ -97,7 +97,8 @@ def check(program):
         if (instr.param is not None) != instr.op.param:
             raise ValueError(f'{instr}: parameter presence does not match op {instr.op.name}')
         for atom in instr.args:
-            use(atom, instr)  # formatted only in an error message
+            if not (isinstance(atom, str) and atom in defined):  # (most are: no call then)
+                use(atom, instr)  # formatted only in an error message
         define(instr.out)
     for atom in program.outputs:
         use(atom, 'the output list')

@@ -21,6 +21,8 @@ way; see `_flush_convolution`. `lift` returns None, and the caller takes the sca
 whenever a layer is used in a way this does not cover: a weight or bias read anywhere else, or
 an input of a layer read by anything but that layer.
 """
+import itertools
+
 from codegen import loops, recover
 from codegen.grad import (_atom, _depends_on, _first_term, _name_adjoint, _topo_order,
                           backward_step)
@@ -33,7 +35,8 @@ def lift(program, n_params):
     output 0 and the gradients after it (the layout of grad's), or None (see above)."""
     params = program.inputs[:n_params]
     param_set = set(params)
-    groups = [g for g in recover.find_dense(program, n_params) if _covered(g, param_set)]
+    flow = recover.Dataflow(program)
+    groups = [g for g in recover.find_dense(program, n_params, flow) if _covered(g, param_set)]
     if not groups or len(program.outputs) != 1 or not isinstance(program.outputs[0], str):
         return None
     shared = {}  # dense groups over the same weights: one convolution, a group per pixel
@@ -41,7 +44,7 @@ def lift(program, n_params):
         shared.setdefault((g.shape, g.base, g.stride_m, g.stride_j, g.init), []).append(g)
     layers = [family[0] for family in shared.values() if len(family) == 1]
     convolutions = [tuple(family) for family in shared.values() if len(family) > 1]
-    walk = _Walk(program, params, param_set, layers, convolutions)
+    walk = _Walk(program, flow, params, param_set, layers, convolutions)
     if not walk.run():
         return None
     return walk.loops()
@@ -59,31 +62,24 @@ def _covered(group, param_set):
 class _Walk:
     """grad's reverse pass over the forward program, with each layer taken as one unit."""
 
-    def __init__(self, program, params, param_set, layers, convolutions=()):
+    def __init__(self, program, flow, params, param_set, layers, convolutions=()):
         self.program, self.params, self.param_set = program, params, param_set
         self.layers = layers
         self.convolutions = convolutions
         self.pixels = [g for family in convolutions for g in family]
         self.family = {g: family for family in convolutions for g in family}
-        self.defined = {instr.out: instr for instr in program.instrs}
-        self.readers = {}
-        for instr in program.instrs:
-            for a in instr.args:
-                if isinstance(a, str):
-                    self.readers.setdefault(a, []).append(instr)
-        for a in program.outputs:
-            if isinstance(a, str):
-                self.readers.setdefault(a, []).append(None)
-        taken = set(program.inputs) | set(self.defined)
-        self.builder = Builder(prefix='t', taken=taken)
+        self.defined, self.readers = flow.defined, flow.readers
+        self.builder = Builder(prefix='t', taken=itertools.chain(program.inputs, self.defined))
         self.needs = _depends_on(program, param_set)
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
         self.outers = []
         self.owner = {}         # chain register -> its layer (or pixel of a convolution)
+        self.finals = set()     # the chains' last registers: y[m] of every layer and pixel
         for layer in list(layers) + self.pixels:
-            for r in layer.internal | set(layer.outs):
-                self.owner[r] = layer
+            self.owner.update(dict.fromkeys(layer.internal, layer))
+            self.owner.update(dict.fromkeys(layer.outs, layer))
+            self.finals.update(layer.outs)
         self.corrs = []         # the convolutions' weight and bias gradients, and dx
         self.done = set()       # convolutions whose backward has run
         self.vector_of = {}     # a layer's vector register -> that layer
@@ -107,7 +103,7 @@ class _Walk:
         if target not in self.needs:
             return False
         self.adjoint[target] = 1.0
-        self.order = _topo_order(self.program, target)
+        self.order = _topo_order(self.defined, target)
         self.position = {instr.out: k for k, instr in enumerate(self.order)}
         self.upstream = {}  # convolution -> what its inputs are computed from
         for family in self.convolutions:
@@ -118,7 +114,10 @@ class _Walk:
                 self.upstream[family] = upstream
         self.deferred = {family: [] for family in self.upstream}
         for instr in reversed(self.order):
-            if instr.out in self.needs and not self._visit(instr):
+            # only the chains' last registers: their products and partial sums have no step
+            # of their own (nor does anything wait on them), their layer's is taken whole
+            inner = instr.out in self.owner and instr.out not in self.finals
+            if instr.out in self.needs and not inner and not self._visit(instr):
                 return False
         for layer in [g for g in self.pending if g not in self.family]:
             if not self._flush(layer):
@@ -142,18 +141,17 @@ class _Walk:
         if instr.out in self.vector_of and self.vector_of[instr.out] in self.pending:
             if not self._flush(self.vector_of[instr.out]):
                 return False
-        layer = self.owner.get(instr.out)
+        layer = self.owner.get(instr.out)  # the chains' inner registers are not visited
         if layer is None:
             self._scalar(instr)
             return True
-        if instr.out in layer.outs:
-            self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
-            family = self.family.get(layer)
-            if family in self.upstream and all(
-                    len(self.pending.get(g, ())) == len(g.outs) for g in family):
-                if not self._flush_convolution(family):
-                    return False
-                return all(self._visit(later) for later in self.deferred.pop(family))
+        self.pending.setdefault(layer, {})[instr.out] = self.adjoint.get(instr.out)
+        family = self.family.get(layer)
+        if family in self.upstream and all(
+                len(self.pending.get(g, ())) == len(g.outs) for g in family):
+            if not self._flush_convolution(family):
+                return False
+            return all(self._visit(later) for later in self.deferred.pop(family))
         return True
 
     def _upstream(self, family):
@@ -168,7 +166,7 @@ class _Walk:
             if r in upstream or r not in self.defined or r not in self.needs:
                 continue
             upstream.add(r)
-            stack.extend(a for a in self.defined[r].args if isinstance(a, str))
+            stack.extend(self.defined[r].args)  # literals too: no register defines them
         for r in upstream:
             for reader in self.readers.get(r, ()):
                 if reader is None or (reader.out not in upstream and reader.out not in chains):
@@ -182,13 +180,13 @@ class _Walk:
         first = family[0]
         M, L = first.shape
         owned = set().union(*(g.internal for g in family))
-        chains = owned.union(*(g.outs for g in family))  # a bias's add may be the chain's last
+        outs = set().union(*(g.outs for g in family))  # a bias's add may be the chain's last
         params = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
         params += [a for a in first.init or () if isinstance(a, str)]
         for p in params:
             readers = self.readers.get(p, ())
-            if len(readers) != len(family) or any(r is None or r.out not in chains
-                                                  for r in readers):
+            if len(readers) != len(family) or any(
+                    r is None or (r.out not in owned and r.out not in outs) for r in readers):
                 return False
         for v in {v for g in family for v in g.vector if isinstance(v, str) and v in self.needs}:
             if any(r is None or r.out not in owned for r in self.readers[v]):
@@ -279,24 +277,24 @@ class _Walk:
     def _inputs_adjoint(self, family, g):
         """Each input's adjoint: its terms W[m, j] * g[p][m] in the order the engine's backward
         visits the products (the first taken as it is), as one Gather over all inputs."""
-        M, L = family[0].shape
-        product = {}  # (pixel, weight index) -> the product register
-        for m in range(M):
-            for j in range(L):
-                k = family[0].weight_index(m, j)
-                for r in self.readers[self.params[k]]:
-                    product[id(self.owner[r.out]), k] = r.out
-        terms = {}  # input register -> [(position, weight index, g register)]
-        for pixel in family:
-            for j, v in enumerate(pixel.vector):
-                if not (isinstance(v, str) and v in self.needs):
-                    continue
-                for m in range(M):
-                    k = pixel.weight_index(m, j)
-                    terms.setdefault(v, []).append((-self.position[product[id(pixel), k]], k,
-                                                    g[pixel][m]))
-        if not terms:
+        wanted = [(pixel, j, v) for pixel in family for j, v in enumerate(pixel.vector)
+                  if isinstance(v, str) and v in self.needs]
+        if not wanted:
             return
+        first = family[0]
+        M, L = first.shape
+        # (m, weight index) for each input j: the same for every pixel (one base and strides)
+        columns = [[(m, first.weight_index(m, j)) for m in range(M)] for j in range(L)]
+        rank = {}  # (pixel, weight index) -> minus the position of its product
+        for column in columns:
+            for _, k in column:
+                for r in self.readers[self.params[k]]:
+                    rank[id(self.owner[r.out]), k] = -self.position[r.out]
+        terms = {}  # input register -> [(rank, weight index, g register)]
+        for pixel, j, v in wanted:
+            input_terms = terms.setdefault(v, [])
+            for m, k in columns[j]:
+                input_terms.append((rank[id(pixel), k], k, g[pixel][m]))
         inputs = sorted(terms, key=lambda v: self.position[self.defined[v].out]
                         if v in self.defined else -1)
         outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in inputs)
@@ -318,8 +316,8 @@ class _Walk:
 
     def _in_visit_order(self, registers):
         """`registers` in the order the engine's backward reaches them: descending
-        topological position."""
-        return sorted(registers, key=lambda r: -self.position[r])
+        topological position (no two registers have the same)."""
+        return sorted(registers, key=self.position.__getitem__, reverse=True)
 
     def _pixel_order(self, parameter):
         """The pixels whose chains read `parameter`, in the order the backward visits them."""
@@ -328,12 +326,18 @@ class _Walk:
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""
-        forward = [i for i in self.program.instrs if i.out not in self.owner]
         scalar_backward = self.builder.instrs
         backward_dense = [dense for _, dense in self.transposed]
         # sort keys: the program's order, then the walk's (a layer's dx before the
-        # instruction that followed it)
-        position = {instr.out: k for k, instr in enumerate(self.program.instrs)}
+        # instruction that followed it); none for the chains' inner registers, which no
+        # schedule places (their groups replace them)
+        forward, position = [], {}
+        for k, instr in enumerate(self.program.instrs):
+            if instr.out not in self.owner:
+                forward.append(instr)
+                position[instr.out] = k
+            elif instr.out in self.finals:
+                position[instr.out] = k
         start = len(self.program.instrs)
         for k, instr in enumerate(scalar_backward):
             position[instr.out] = start + k

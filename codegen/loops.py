@@ -148,7 +148,8 @@ def schedule(instrs, groups, position):
     None if some group depends on its own results."""
     replaced = set()
     for group in groups:
-        replaced |= set(group.outs) | getattr(group, 'internal', frozenset())
+        replaced.update(group.outs)
+        replaced.update(getattr(group, 'internal', ()))
     units = [(position[i.out], i) for i in instrs if i.out not in replaced]
     units += [(max(position[o] for o in g.outs), g) for g in groups]
     producer = {}
@@ -426,10 +427,13 @@ def check(loops):
     n_params, n_out = loops.n_params, len(loops.program.outputs)
     written = set()
 
+    def parameter(index, where):
+        if not 0 <= index < n_params:
+            raise ValueError(f'{where}: parameter {index} out of range')
+
     def read(a, where):
         if isinstance(a, Param):
-            if not 0 <= a.index < n_params:
-                raise ValueError(f'{where}: parameter {a.index} out of range')
+            parameter(a.index, where)
         elif isinstance(a, int) and a not in written:
             raise ValueError(f'{where}: slot w{a} is read before it is written')
         elif not isinstance(a, (int, float, Param)):
@@ -452,7 +456,7 @@ def check(loops):
                 if not terms:
                     raise ValueError(f'{where}: an output without terms')
                 for k, slot in terms:
-                    read(Param(k), where)
+                    parameter(k, where)
                     read(slot, where)
             for i in range(len(statement.terms)):
                 write(statement.out + i, where)

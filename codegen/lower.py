@@ -95,10 +95,14 @@ class Builder:
     def emit_raw(self, op, args, p=None, label=''):
         """Append `out = op(*args)` without folding; return the Sym of `out`."""
         atoms = tuple(a.name if isinstance(a, Sym) else float(a) for a in args)
+        return Sym(self.append(op, atoms, p, label), self)
+
+    def append(self, op, atoms, p=None, label=''):
+        """Append `out = op(*atoms)` (register names and floats, as they are); return `out`."""
         out = self.fresh(label)
         self.instrs.append(Instr(out, op, atoms, p, self.note))
         self.note = ''
-        return Sym(out, self)
+        return out
 
 
 def trace(outputs, inputs, name='f'):
@@ -117,28 +121,24 @@ def trace(outputs, inputs, name='f'):
     inputs = list(inputs)
     _check_inputs(inputs)
     builder = Builder()
-    symbols = {}  # id(Value) -> Sym or float
+    # id(Value) -> its atom: a register name, or the float of a leaf that is no input (a
+    # node's arguments are then its instruction's as they are: no Sym per node, no folding)
+    atoms = {}
     for i, leaf in enumerate(inputs):
-        symbols[id(leaf)] = Sym(builder.fresh(leaf.label, fallback=f'x{i}'), builder)
-    input_names = tuple(symbols[id(leaf)].name for leaf in inputs)
+        atoms[id(leaf)] = builder.fresh(leaf.label, fallback=f'x{i}')
+    input_names = tuple(atoms[id(leaf)] for leaf in inputs)
     for node in topo_order(outputs):
-        if id(node) in symbols:
-            continue
-        if not node._args:
-            symbols[id(node)] = node.data
+        if not node._args:  # an input (named above: inputs are leaves) or a literal
+            if id(node) not in atoms:
+                atoms[id(node)] = float(node.data)
             continue
         if node._rule is None or node._custom_backward is not None:  # the engine runs that
             raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
                              '_backward, not a row in micrograd/ops.py; add the op there')
-        args = [symbols[id(a)] for a in node._args]
-        symbols[id(node)] = builder.emit_raw(node._rule, args, node._param, node.label)
-    outs = tuple(_atom(symbols[id(v)]) for v in outputs)
-    return Program(name, input_names, tuple(builder.instrs), outs,
+        args = tuple([atoms[id(a)] for a in node._args])
+        atoms[id(node)] = builder.append(node._rule, args, node._param, node.label)
+    return Program(name, input_names, tuple(builder.instrs), tuple(atoms[id(v)] for v in outputs),
                    tuple(output_name(v.label, i) for i, v in enumerate(outputs)))
-
-
-def _atom(sym_or_float):
-    return sym_or_float.name if isinstance(sym_or_float, Sym) else float(sym_or_float)
 
 
 def _check_inputs(inputs):

@@ -18,6 +18,7 @@ Nothing here decides correctness: a group is a claim about which instructions co
 and the loop level (loops.py) evaluates exactly the same operations in exactly the same order.
 What is not recognised stays scalar.
 """
+import collections
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -69,25 +70,34 @@ class Outer:
         return self.base + m * self.stride_m + j * self.stride_j
 
 
-def _uses(program):
-    """How many times each register is read, by instructions and by the output list."""
-    uses = {}
-    for instr in program.instrs:
-        for a in instr.args:
+class Dataflow:
+    """Which instruction defines each register and which read it (an instruction, or None
+    for the output list; once per read). Built once per program and shared by whoever
+    asks (lift's finding of layers and its reverse pass: LeNet-5 has 850k instructions)."""
+
+    def __init__(self, program):
+        self.defined = {instr.out: instr for instr in program.instrs}
+        readers = collections.defaultdict(list)  # (no empty list made per read)
+        for instr in program.instrs:
+            for a in instr.args:
+                if isinstance(a, str):
+                    readers[a].append(instr)
+        for a in program.outputs:
             if isinstance(a, str):
-                uses[a] = uses.get(a, 0) + 1
-    for a in program.outputs:
-        if isinstance(a, str):
-            uses[a] = uses.get(a, 0) + 1
-    return uses
+                readers[a].append(None)
+        self.readers = dict(readers)  # a register nobody reads: not there
+
+    def read_once(self, register):
+        return len(self.readers.get(register, ())) == 1
 
 
-def find_chains(program, n_params):
+def find_chains(program, n_params, flow=None):
     """Every chain of the program: (final register, init atom or None, [(param index, atom)],
-    internal registers). A product p*v that no chain absorbs is a chain of length one."""
+    internal registers). A product p*v that no chain absorbs is a chain of length one.
+    `flow`: the program's Dataflow, when the caller has it."""
     param = {name: i for i, name in enumerate(program.inputs[:n_params])}
-    defined = {instr.out: instr for instr in program.instrs}
-    uses = _uses(program)
+    flow = flow or Dataflow(program)
+    defined, read_once = flow.defined, flow.read_once
 
     def factors(instr):
         """(param index, other factor) if `instr` multiplies one parameter by something else."""
@@ -98,16 +108,16 @@ def find_chains(program, n_params):
             return None
         return (param[a], b) if a in param else (param[b], a)
 
-    def product(atom):
-        """factors of the instruction defining `atom`, if nothing else reads it."""
-        if not isinstance(atom, str) or uses.get(atom) != 1:
-            return None
-        return factors(defined.get(atom))
+    products = {}  # register -> factors of the instruction defining it, if nothing else reads it
+    for instr in program.instrs:
+        if instr.op is MUL and read_once(instr.out):
+            products[instr.out] = factors(instr)
+    product = products.get
 
     def step(atom):
         """The add defining `atom` if it is one step of a chain read only by the next step."""
         instr = defined.get(atom) if isinstance(atom, str) else None
-        if instr is None or instr.op is not ADD or uses.get(atom) != 1:
+        if instr is None or instr.op is not ADD or not read_once(atom):
             return None
         return instr if product(instr.args[1]) or product(instr.args[0]) else None
 
@@ -121,20 +131,24 @@ def find_chains(program, n_params):
         node, terms, internal, init = instr, [], set(), None
         while node is not None and node.op is ADD:
             a, b = node.args
-            term, rest = (b, a) if product(b) else (a, b)
-            if not product(term):
+            factor = product(b)
+            term, rest = (b, a) if factor else (a, b)
+            factor = factor or product(a)
+            if not factor:
                 break
-            terms.append(product(term))
+            terms.append(factor)
             internal.add(term)
             if step(rest):
                 internal.add(rest)
                 node = defined[rest]
-            elif product(rest):  # the first product, taken as it is
-                terms.append(product(rest))
+                continue
+            first = product(rest)
+            if first:  # the first product, taken as it is
+                terms.append(first)
                 internal.add(rest)
-                node = None
             else:
-                init, node = rest, None
+                init = rest
+            node = None
         if terms:
             chains.append((instr.out, init, terms[::-1], frozenset(internal)))
             absorbed |= internal
@@ -153,10 +167,10 @@ def _affine(index, M, L):
     return base, stride_m, stride_j
 
 
-def find_dense(program, n_params):
+def find_dense(program, n_params, flow=None):
     """Dense groups: chains over the same vector, with affine parameter positions."""
     by_vector = {}
-    for final, init, terms, internal in find_chains(program, n_params):
+    for final, init, terms, internal in find_chains(program, n_params, flow):
         key = (tuple(repr(v) for _, v in terms), init is None)
         by_vector.setdefault(key, []).append((final, init, terms, internal))
     groups = []
@@ -179,8 +193,8 @@ def find_dense(program, n_params):
 
 def find_outer(program, dense_groups):
     """Outer groups: outputs vector[j] * g[m] over the vector of a dense group."""
-    defined = {instr.out: instr for instr in program.instrs}
-    uses = _uses(program)
+    flow = Dataflow(program)
+    defined, read_once = flow.defined, flow.read_once
     position = {}
     for k, a in enumerate(program.outputs):
         if isinstance(a, str):
@@ -188,13 +202,13 @@ def find_outer(program, dense_groups):
     candidates = {}  # output position -> (registers, factors, plus_zero)
     for a, ks in position.items():
         instr = defined.get(a)
-        if instr is None or len(ks) != 1 or uses[a] != 1:
+        if instr is None or len(ks) != 1 or not read_once(a):
             continue
         if instr.op is MUL:
             candidates[ks[0]] = ((a,), instr.args, False)
         elif instr.op is ADD and _is_plus_zero(instr.args[0]) and isinstance(instr.args[1], str):
             product = defined.get(instr.args[1])
-            if product is not None and product.op is MUL and uses[instr.args[1]] == 1:
+            if product is not None and product.op is MUL and read_once(instr.args[1]):
                 candidates[ks[0]] = ((a, product.out), product.args, True)
     groups, taken = [], set()
     for dense in dense_groups:
