@@ -149,9 +149,11 @@ def _visible(text):
 
 
 def _html(text):
-    """Escape text for an HTML-like label. dot expands '\\N' there too, so backslashes double."""
+    """Escape text for an HTML-like label. dot expands '\\N' there too, so backslashes double;
+    its parser also refuses some labels with a bare ']' (a label of just ']', or ']]')."""
     text = _visible(text).replace('\\', '\\\\').replace('&', '&amp;')
-    return text.replace('<', '&lt;').replace('>', '&gt;').replace('"', '&quot;')
+    return (text.replace('<', '&lt;').replace('>', '&gt;').replace('"', '&quot;')
+            .replace(']', '&#93;'))
 
 
 def _number(x):
