@@ -4,7 +4,7 @@
   python   generated Python: Trainer(backend='python'), i.e. codegen.build(..., 'python') on the
            per-sample program, Compiled.sum over the rows, the update in Python
   c        generated C, default flags (bit-equal build): codegen.train.Trainer
-  c-fast   generated C, Trainer(fast=True): SIMD lanes, both cores, opt-in flags
+  c-fast   generated C, Trainer(fast=True): the loop level on both cores (OpenMP)
 
 and two measurements of the build itself:
 
