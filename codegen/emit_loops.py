@@ -697,6 +697,7 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
 #endif
     double (*w)[MG_CHUNK] = ws + me * {name}_SLOTS, *xt = xts + me * MG_CHUNK * {width};
     long c, i, t;
+    (void)xt;  /* no outer group: nothing to transpose */
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import codegen
-from codegen import loops, recover
+from codegen import emit_loops, loops, recover
 from codegen.train import Trainer
 from micrograd.engine import Value
 from micrograd.nn import MLP
@@ -53,7 +53,8 @@ def random_rows(rng, n_rows, n_features, specials=False):
 
 
 def check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch, threads=2):
-    """Loop interpreter, C (1 and `threads` threads), batch and sum, against the scalar program."""
+    """Loop interpreter, C (1 and `threads` threads; scalar statements as code and as tables),
+    batch and sum, against the scalar program."""
     use_private_cache(tmp_path, monkeypatch)
     lowered = loops.check(loops.lower(program, n_params))
     expected_rows = [codegen.evaluate(program, list(params) + row) for row in rows]
@@ -61,8 +62,14 @@ def check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch
     assert_same(expected_sum, loops.evaluate_sum(lowered, params, rows), 'loop interpreter sum')
     for got, want in zip(loops.evaluate_batch(lowered, params, rows), expected_rows):
         assert_same(want, got, 'loop interpreter batch')
-    for options in ({'flags': STRICT_FLAGS}, {'threads': threads}):
-        compiled = codegen.build(program, 'c', n_params, loop_level=True, **options)
+    # (C options, MAP_TABLE_LIMIT): 0 makes every run of scalar statements a table
+    builds = [({'flags': STRICT_FLAGS}, None), ({'threads': threads}, None),
+              ({'threads': threads, 'flags': STRICT_FLAGS + ('-fopenmp',)}, 0)]
+    for options, table_limit in builds:
+        with monkeypatch.context() as patch:
+            if table_limit is not None:
+                patch.setattr(emit_loops, 'MAP_TABLE_LIMIT', table_limit)
+            compiled = codegen.build(program, 'c', n_params, loop_level=True, **options)
         assert_same(expected_sum, compiled.sum(params, rows), f'C sum {options}')
         for got, want in zip(compiled.batch(params, rows), expected_rows):
             assert_same(want, got, f'C batch {options}')
