@@ -339,3 +339,14 @@ def test_neurons_whose_starts_are_not_one_bias_vector(kind, tmp_path, monkeypatc
     rows = [[rng.uniform(-2, 2) for _ in range(6)] for _ in range(9)]
     check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
                           monkeypatch)
+
+
+def test_the_listing_at_the_top_of_the_c_stays_short(monkeypatch):
+    """A big program's listing would be megabytes of comment (LeNet-5's convolution windows
+    printed 33,000-character lines): the C keeps its first lines, each cut to a width."""
+    program, n_params, _ = mlp_sample(3, [6, 5, 1], 'tanh')
+    monkeypatch.setattr(emit_loops, 'HEADER_LINES', 5)
+    monkeypatch.setattr(emit_loops, 'HEADER_WIDTH', 40)
+    comment = emit_loops.to_c(loops.lower(program, n_params)).split('*/')[0].rstrip().splitlines()
+    assert len(comment) == 1 + 5 + 1 and comment[-1].endswith('lines more)')
+    assert all(len(line) <= 3 + 40 for line in comment[1:])  # ' * ' + the listing's line
