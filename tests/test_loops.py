@@ -269,6 +269,19 @@ def test_the_checker_refuses_an_output_summed_twice():
 
 # ---- training --------------------------------------------------------------------------------
 
+def assert_trainers_agree(trainers, rows, lr, steps):
+    """Each Trainer takes `steps` SGD steps (momentum 0.9) on `rows`: all give the first's
+    losses and parameters, bit for bit."""
+    results = []
+    for trainer in trainers:
+        batch = trainer.rows(rows)
+        losses = [trainer.step(batch, lr, momentum=0.9) for _ in range(steps)]
+        results.append((losses, list(trainer.params)))
+    for losses, params in results[1:]:
+        assert_same(results[0][0], losses, 'losses')
+        assert_same(results[0][1], params, 'parameters')
+
+
 @pytest.mark.parametrize('fast', [False, True])
 def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp_path,
                                                                        monkeypatch):
@@ -276,18 +289,14 @@ def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp
     use_private_cache(tmp_path, monkeypatch)
     rng = random.Random(0)
     rows = random_rows(rng, 100, 2)
-    results = []
+    trainers = []
     for loop_level, fast_build in ((False, False), (None, fast)):
         random.seed(1337)
         model = MLP(2, [16, 16, 1])
-        trainer = Trainer(model, LOSSES['margin'], n_features=2, fast=fast_build,
-                          batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps),
-                          loop_level=loop_level)
-        batch = trainer.rows(rows)
-        losses = [trainer.step(batch, 0.5, momentum=0.9) for _ in range(10)]
-        results.append((losses, list(trainer.params)))
-    assert_same(results[0][0], results[1][0], 'losses')
-    assert_same(results[0][1], results[1][1], 'parameters')
+        trainers.append(Trainer(model, LOSSES['margin'], n_features=2, fast=fast_build,
+                                batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps),
+                                loop_level=loop_level))
+    assert_trainers_agree(trainers, rows, 0.5, 10)
 
 
 def test_two_threads_give_the_bits_of_one(tmp_path, monkeypatch):
