@@ -17,7 +17,7 @@ from micrograd.nn import MLP
 from codegen_support import STRICT_FLAGS, use_private_cache
 from exact import assert_same
 from test_loops import (LOSSES, assert_trainers_agree, hand_built_layer, hostile_layer,
-                        ordered_sum, random_rows)
+                        layer_with_scalar_tail, ordered_sum, random_rows)
 
 
 def forward_and_gradient(model, loss, n_in):
@@ -102,12 +102,8 @@ def test_three_hidden_layers_with_tanh_and_nan_rows(tmp_path, monkeypatch):
 @pytest.mark.parametrize('column_major', [False, True])
 def test_a_layer_built_by_hand_lifts_too(column_major, tmp_path, monkeypatch):
     rng = random.Random(5)
-    W, b, params = hand_built_layer(rng, 7, 6, column_major)
-    x = [Value(0.0, label=f'x{j}') for j in range(6)]
-    z = Value(0.0, label='z')
-    h = [sum((W[i][j] * x[j] for j in range(6)), b[i]) for i in range(7)]
-    loss = sum((hi.sigmoid() for hi in h), (h[0] * h[3] - z / (h[6].exp() + 1.0)).log())
-    forward = codegen.trace(loss, params + x + [z], 'sample')
+    params, inputs, loss = layer_with_scalar_tail(rng, column_major)
+    forward = codegen.trace(loss, params + inputs, 'sample')
     gradient = codegen.optimize(codegen.grad(forward, forward.inputs[:len(params)]))
     rows = [[rng.uniform(-2, 2) for _ in range(7)] for _ in range(40)]
     check_lift(forward, gradient, len(params), [p.data for p in params], rows, tmp_path,

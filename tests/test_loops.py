@@ -157,16 +157,22 @@ def hand_built_layer(rng, n_out, n_in, column_major):
     return W, b, order + b
 
 
-@pytest.mark.parametrize('column_major', [False, True])
-def test_a_layer_built_by_hand_mixed_with_scalar_code(column_major, tmp_path, monkeypatch):
-    rng = random.Random(5)
+def layer_with_scalar_tail(rng, column_major):
+    """A 7 x 6 dense layer built by hand, its sigmoids summed with scalar code that is no layer:
+    (parameters, inputs x0..x5 and z, loss)."""
     W, b, params = hand_built_layer(rng, 7, 6, column_major)
     x = [Value(0.0, label=f'x{j}') for j in range(6)]
     z = Value(0.0, label='z')
     h = [sum((W[i][j] * x[j] for j in range(6)), b[i]) for i in range(7)]
     scalar_tail = (h[0] * h[3] - z / (h[6].exp() + 1.0)).log()  # not a layer: stays scalar
-    loss = sum((hi.sigmoid() for hi in h), scalar_tail)
-    program = codegen.optimize(codegen.grad(codegen.trace(loss, params + x + [z])))
+    return params, x + [z], sum((hi.sigmoid() for hi in h), scalar_tail)
+
+
+@pytest.mark.parametrize('column_major', [False, True])
+def test_a_layer_built_by_hand_mixed_with_scalar_code(column_major, tmp_path, monkeypatch):
+    rng = random.Random(5)
+    params, inputs, loss = layer_with_scalar_tail(rng, column_major)
+    program = codegen.optimize(codegen.grad(codegen.trace(loss, params + inputs)))
     lowered = loops.lower(program, len(params))
     assert loops.has_structure(lowered)
     rows = [[rng.uniform(-2, 2) for _ in range(7)] for _ in range(40)] + \
