@@ -6,9 +6,11 @@ tiled, whose innermost loops run across rows or across independent sums, never i
 So the file is ISO C99 and computes the scalar program's bits under any flags that keep
 -ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
 """
+from micrograd.ops import ADD
+
 from codegen import VERSION
 from codegen.c_common import helpers, literal
-from codegen.loops import (Conv, Corr, Dense, Each, Gather, Map, Param, check, chunk_rows,
+from codegen.loops import (Conv, Corr, Dense, Each, Gather, Map, Param, Sum, check, chunk_rows,
                            format as format_loops, slots_read, slots_written, stride)
 
 DEFINITIONS = r'''
@@ -435,6 +437,24 @@ def _dense(statement, k, name, pixels=()):
     return tables, call
 
 
+def _sum_chain(statement, k, name):
+    """A Sum: each row's terms added in order, the rows side by side in the vector lanes."""
+    terms, tables = statement.terms, []
+    step = stride(terms)
+    if step is not None:
+        term = f'w[{terms[0]} + {"" if step == 1 else f"{step} * "}m][r]'
+    else:
+        tables.append(_table(f'{name}_s{k}', terms))
+        term = f'w[{name}_s{k}[m]][r]'
+    add = ADD.c.format('a[r]', term)
+    return tables, (f'  {{  /* {statement.group.outs[0]} = sum of {len(terms)} terms */\n'
+                    f'    double a[MG_CHUNK];\n'
+                    f'    for (r = 0; r < MG_CHUNK; r++) a[r] = {_operand(statement.init)};\n'
+                    f'    for (m = 0; m < {len(terms)}; m++)\n'
+                    f'      for (r = 0; r < MG_CHUNK; r++) a[r] = {add};\n'
+                    f'    for (r = 0; r < MG_CHUNK; r++) w[{statement.out}][r] = a[r];\n  }}')
+
+
 def _conv(statement, k, name):
     return _dense(statement.pixels[0], k, name, statement.pixels)
 
@@ -518,13 +538,32 @@ static void {self.name}_table(double (*w)[MG_CHUNK], const int *op, const int *a
 '''
 
 
+def _constant_loads(constants):
+    """C lines filling the constant slots: a run of parameters into consecutive slots is one
+    loop (a batch term's strips of parameters: W2 has 4,417), anything else a line each."""
+    lines, k = [], 0
+    while k < len(constants):
+        s, value = constants[k]
+        n = 1
+        while k + n < len(constants) and isinstance(value, Param) and \
+                constants[k + n][1] == Param(value.index + n) and constants[k + n][0] == s + n:
+            n += 1
+        if n >= 4:
+            lines.append(f'    {{ long m; for (m = 0; m < {n}; m++) w[{s} + m][r] = '
+                         f'mg_p[{value.index} + m]; }}')
+        else:
+            lines += [f'    w[{t}][r] = {_operand(v)};' for t, v in constants[k:k + n]]
+        k += n
+    return lines
+
+
 def _chunk_function(loops, name, table=None):
     """`NAME_chunk`: every slot of up to MG_CHUNK rows (rows past `rows` are zeros). The body
     is cut into parts of STATEMENTS_PER_FUNCTION statements, called in order. With `table`
     (a _Tables), runs of Map statements are its tables, not code."""
     n_data = len(loops.program.inputs) - loops.n_params
     load = [f'    w[{s}][r] = r < rows ? mg_x[r * {n_data} + {d}] : 0.0;' for s, d in loops.inputs]
-    load += [f'    w[{s}][r] = {_operand(value)};' for s, value in loops.constants]
+    load += _constant_loads(loops.constants)
     tables, parts, k, last = [], [], 0, _last_reads(loops)
     for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
         lines, position = [], first
@@ -540,8 +579,9 @@ def _chunk_function(loops, name, table=None):
                 tables.append(more)
                 lines.append(code)
                 continue
-            if isinstance(statement, (Dense, Conv, Corr, Gather)):
-                emit = {Dense: _dense, Conv: _conv, Corr: _corr, Gather: _gather}[type(statement)]
+            if isinstance(statement, (Dense, Conv, Corr, Gather, Sum)):
+                emit = {Dense: _dense, Conv: _conv, Corr: _corr, Gather: _gather,
+                        Sum: _sum_chain}[type(statement)]
                 more, code = emit(statement, k, name)
                 k += 1
             else:

@@ -11,9 +11,10 @@ op-table instruction:
     Conv    for p, m, r:  the same Dense for every pixel p, over its own x_j
     Corr    for m, j, r:  w[out+m*L+j][r] = 0.0 + sum_p x[p][j][r] * g[p][m][r]  (p in order)
     Gather  for i, r:     w[out+i][r] = sum_t W[k_it] * w[g_it][r]    (t in order)
+    Sum     for r:        w[out][r] = init[r] + w[x_0][r] + w[x_1][r] + ...    (in order)
     Outer   for m, j, r:  S[m,j] = S[m,j] + w[x_j][r] * w[g_m][r]     (r in order; a batch sum)
 
-Dense, Each and Outer come from `recover.py` (`lower`); Conv, Corr and Gather from `lift.py`,
+Dense, Each, Sum and Outer come from `recover.py` (`lower`); Conv, Corr and Gather from `lift.py`,
 which differentiates layers whole; everything else stays a Map. Each sum keeps the program's
 order (a chain's terms left to right, a batch sum's rows first to last, a convolution's pixels
 in the engine's order), and only independent sums run side by side, so the loop level computes
@@ -69,6 +70,14 @@ class Each:
 
 
 @dataclass(frozen=True)
+class Sum:
+    group: recover.Sum
+    out: int
+    init: object               # an operand
+    terms: Tuple[int, ...]     # slots, added in this order
+
+
+@dataclass(frozen=True)
 class Outer:
     group: recover.Outer
     vector: Tuple[int, ...]
@@ -107,7 +116,7 @@ class Loops:
     n_slots: int
     constants: Tuple[Tuple[int, object], ...]  # (slot, Param or literal) filled every chunk
     inputs: Tuple[Tuple[int, int], ...]         # (slot, data column) loaded every chunk
-    body: Tuple[object, ...]                    # Map, Each, Dense, Corr, Gather, in order
+    body: Tuple[object, ...]                    # Map, Each, Dense, Sum, Corr, Gather
     outers: Tuple[Outer, ...]                   # batch sums of products (weight gradients)
     outputs: Tuple[Optional[int], ...]          # slot per output; None where an Outer sums it
 
@@ -123,12 +132,24 @@ class Loops:
 
 def lower(program, n_params=0):
     """The loop-level form of `program` (its first n_params inputs shared by all rows)."""
-    dense = recover.find_dense(program, n_params)
-    while _schedule(program, dense) is None:
+    flow = recover.Dataflow(program)
+    dense = recover.find_dense(program, n_params, flow)
+    # a program of parameters alone (a batch term such as an L2 penalty) is one row: its
+    # families start from the parameters themselves, and p * literal for every parameter is
+    # elementwise there, not a 1-wide dense group
+    seeds = [program.inputs[:n_params]] if len(program.inputs) == n_params > 0 else []
+    if seeds:
+        dense = [g for g in dense if any(isinstance(v, str) for v in g.vector)]
+    while dense and _schedule(program, dense) is None:
         dense = dense[:-1]  # a group that waits on its own results (never seen in layers)
-    outers = recover.find_outer(program, dense)
+    outers = recover.find_outer(program, dense, flow)
     summed = set().union(*(o.registers for o in outers)) if outers else set()
-    groups = dense + recover.find_elementwise(program, dense, summed)
+    groups = dense + recover.find_elementwise(program, dense, summed, seeds)
+    taken = set(summed)
+    for group in groups:
+        taken.update(group.outs)
+        taken.update(getattr(group, 'internal', ()))
+    groups += recover.find_sums(program, taken, flow)
     order = _schedule(program, groups)
     if order is None:  # an element that waits on another of its family: keep those scalar
         order = _schedule(program, dense)
@@ -186,6 +207,8 @@ def _reads(unit):
         atoms = [a for terms in unit.terms for _, a in terms]
     elif isinstance(unit, recover.Conv):
         atoms = [a for pixel in unit.pixels for a in pixel.vector + (pixel.init or ())]
+    elif isinstance(unit, recover.Sum):
+        atoms = (unit.init,) + unit.terms
     else:
         atoms = [r for a in unit.args
                  for r in (a.registers if isinstance(a, recover.Strip) else (a,))]
@@ -274,6 +297,9 @@ def allocate(program, n_params, order, outers):
                                          for p, pixel in enumerate(unit.pixels))))
         elif isinstance(unit, recover.Dense):
             body.append(dense(unit, block(unit.outs)))
+        elif isinstance(unit, recover.Sum):
+            body.append(Sum(unit, block(unit.outs), operand(unit.init),
+                            tuple(as_slot(t) for t in unit.terms)))
         else:
             args = tuple(tuple(as_slot(r) for r in a.registers) if isinstance(a, recover.Strip)
                          else operand(a) for a in unit.args)
@@ -365,6 +391,9 @@ def statement_text(s):
         return (f'for m < {g.M}, j < {g.L}: w[{s.out}+{g.L}m+j] = 0.0 + sum over {len(s.g)} '
                 f'pixels p of x[p][j] * g[p][m]    # x: {_pixels_text(s.x)}; g: '
                 f'{_pixels_text(s.g)}; {g.outs[0]} ...')
+    if isinstance(s, Sum):
+        return (f'w{s.out} = {operand_text(s.init)} + sum j < {len(s.terms)} of '
+                f'({_slots_text(s.terms)})[j]    # {s.group.outs[0]}')
     if isinstance(s, Map):
         param = '' if s.instr.param is None else f'[p={s.instr.param!r}]'
         args = ' '.join(operand_text(a) for a in s.args)
@@ -390,8 +419,11 @@ def statement_text(s):
 
 
 def chunk_rows(loops):
-    """Rows per chunk: CHUNK for programs with layers, SCALAR_CHUNK for the others."""
-    scalar = not loops.outers and all(isinstance(s, (Map, Each)) for s in loops.body)
+    """Rows per chunk: CHUNK for programs with layers, SCALAR_CHUNK for the others, and one
+    row for a program of parameters alone (a batch term): nothing varies by row there."""
+    if len(loops.program.inputs) == loops.n_params:
+        return 1
+    scalar = not loops.outers and all(isinstance(s, (Map, Each, Sum)) for s in loops.body)
     return SCALAR_CHUNK if scalar else CHUNK
 
 
@@ -472,8 +504,9 @@ def check(loops):
             for k in range(len(g.outs)):
                 write(statement.out + k, where)
             continue
-        if isinstance(statement, Map):
-            for a in statement.args:
+        if isinstance(statement, (Map, Sum)):
+            for a in statement.args if isinstance(statement, Map) else \
+                    (statement.init,) + statement.terms:
                 read(a, where)
             write(statement.out, where)
             continue
@@ -523,6 +556,8 @@ def slots_read(statement):
     if isinstance(statement, (Dense, Outer)):
         atoms = statement.vector + (statement.rows if isinstance(statement, Outer)
                                     else statement.init or ())
+    elif isinstance(statement, Sum):
+        atoms = (statement.init,) + statement.terms
     else:  # Map, Each
         atoms = [b for a in statement.args for b in (a if isinstance(a, tuple) else (a,))]
     return [a for a in atoms if isinstance(a, int) and not isinstance(a, bool)]
@@ -532,7 +567,7 @@ def slots_written(statement):
     """The slots a statement writes."""
     if isinstance(statement, Conv):
         return [s for pixel in statement.pixels for s in slots_written(pixel)]
-    if isinstance(statement, Map):
+    if isinstance(statement, (Map, Sum)):
         return [statement.out]
     size = {Dense: lambda: statement.group.shape[0], Each: lambda: len(statement.group.outs),
             Corr: lambda: len(statement.group.outs), Gather: lambda: len(statement.terms)}
@@ -574,6 +609,12 @@ def _run_chunk(loops, params, rows):
                     acc = products if acc is None else [ADD.fwd(a, t)
                                                         for a, t in zip(acc, products)]
                 w[statement.out + i] = acc
+            continue
+        if isinstance(statement, Sum):
+            acc = column(statement.init)
+            for t in statement.terms:
+                acc = [ADD.fwd(a, x) for a, x in zip(acc, w[t])]
+            w[statement.out] = acc
             continue
         if isinstance(statement, Map):
             op, p = statement.instr.op, statement.instr.param

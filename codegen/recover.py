@@ -191,9 +191,10 @@ def find_dense(program, n_params, flow=None):
     return groups
 
 
-def find_outer(program, dense_groups):
-    """Outer groups: outputs vector[j] * g[m] over the vector of a dense group."""
-    flow = Dataflow(program)
+def find_outer(program, dense_groups, flow=None):
+    """Outer groups: outputs vector[j] * g[m] over the vector of a dense group. `flow`: the
+    program's Dataflow, when the caller has it."""
+    flow = flow or Dataflow(program)
     defined, read_once = flow.defined, flow.read_once
     position = {}
     for k, a in enumerate(program.outputs):
@@ -287,6 +288,48 @@ class Gather:
     internal: frozenset = frozenset()  # none: like a Dense group's, for find_elementwise
 
 
+MIN_SUM = 8  # shorter sums stay scalar: a loop would cost more than it saves
+
+
+@dataclass(frozen=True, eq=False)
+class Sum:
+    """outs[0] = init + terms[0] + terms[1] + ..., added left to right: a chain of adds, each
+    read only by the next (an L2 penalty's sum of squares, a loss summed over many outputs)."""
+    outs: Tuple[str]
+    init: object
+    terms: Tuple[object, ...]
+    internal: frozenset  # every step but the last
+
+
+def find_sums(program, taken=frozenset(), flow=None):
+    """Sums of at least MIN_SUM terms: adds `s = add s' t` where s' is itself such an add
+    that only s reads. Registers in `taken` (other groups') are never part of one."""
+    flow = flow or Dataflow(program)
+
+    def previous(instr):
+        """The add whose result `instr` continues, or None."""
+        a = instr.args[0]
+        before = flow.defined.get(a) if isinstance(a, str) else None
+        if before is None or before.op is not ADD or a in taken or not flow.read_once(a):
+            return None
+        return before
+
+    adds = [i for i in program.instrs if i.op is ADD and i.out not in taken]
+    continued = {i.args[0] for i in adds if previous(i)}
+    sums = []
+    for last in adds:
+        if last.out in continued:
+            continue
+        steps = [last]
+        while previous(steps[-1]):
+            steps.append(previous(steps[-1]))
+        if len(steps) >= MIN_SUM:
+            steps.reverse()
+            sums.append(Sum((last.out,), steps[0].args[0], tuple(s.args[1] for s in steps),
+                            frozenset(s.out for s in steps[:-1])))
+    return sums
+
+
 MIN_ELEMENTWISE = 4  # fewer elements than this stay scalar
 
 
@@ -305,15 +348,15 @@ class Strip:
     registers: Tuple[str, ...]
 
 
-def find_elementwise(program, dense_groups, exclude=frozenset()):
+def find_elementwise(program, dense_groups, exclude=frozenset(), seeds=()):
     """Families of identical scalar instructions across the outputs of dense groups: the
     activation of a layer, its derivative, the product of that with an adjoint, and so on.
 
-    Starting from the dense groups' outputs, an instruction joins a family when the same op
-    applies, for every m, to element m (or element M-1-m) of families already found and to the
-    same shared atoms. Repeated until nothing new is found. Registers in `exclude` (those an
-    Outer group sums) stay out."""
-    families = [g.outs for g in dense_groups]
+    Starting from the dense groups' outputs (and the strips of registers in `seeds`), an
+    instruction joins a family when the same op applies, for every m, to element m (or
+    element M-1-m) of families already found and to the same shared atoms. Repeated until
+    nothing new is found. Registers in `exclude` (those an Outer group sums) stay out."""
+    families = [g.outs for g in dense_groups] + [tuple(seed) for seed in seeds]
     member = {r: (f, i) for f, regs in enumerate(families) for i, r in enumerate(regs)}
     replaced = set()
     for g in dense_groups:

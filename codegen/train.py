@@ -38,8 +38,11 @@ from codegen.passes import optimize
 FAST_LANES, FAST_THREADS = 4, 2
 
 # The batch-level term runs once per step, not once per row, so its build time counts more than
-# its speed: above this many instructions it is table-driven. (W1's L2 term, 1,686 of them, took
-# gcc -O3 0.6 s as straight-line code and 0.1 s as a table; the step got 2-3 us slower.)
+# its speed. It takes the loop level when that leaves at most this many scalar statements (an
+# L2 penalty leaves one: families over the parameters and one sum); else it is straight-line
+# code up to this many instructions, and above, table-driven. (W1's L2 term, 1,686
+# instructions, took gcc -O3 0.6 s as straight-line code and 0.1 s as a table; on the loop
+# level, W2's took 30 us a step as a table and 4 us as loops.)
 EXTRA_STRAIGHT_LINE_LIMIT = 500
 
 LIFTED_MAP_LIMIT = 10 * loops.MAP_LIMIT  # see _sample_source
@@ -217,9 +220,17 @@ class Trainer:
         """Two translation units: the per-sample program, and the batch-level term with the
         step that calls both."""
         yield self._sample_source()
-        extra = to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT) if has_extra \
-            else '#include <math.h>\n#include <stdlib.h>\n'
+        extra = self._extra_source() if has_extra else '#include <math.h>\n#include <stdlib.h>\n'
         yield extra + step_source(self.traced_sample, self.traced_extra, self.n_params, has_extra)
+
+    def _extra_source(self):
+        """The batch-level term's C: the loop level when it finds the term's families over
+        the parameters (an L2 penalty: the squares, their sum, the gradients), else scalar."""
+        if self.loop_level is not False:
+            lowered = loops.lower(self.extra, self.n_params)
+            if sum(isinstance(s, loops.Map) for s in lowered.body) <= EXTRA_STRAIGHT_LINE_LIMIT:
+                return emit_loops.to_c(lowered)
+        return to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT)
 
     def _units(self):
         """The units of `_source`, each also kept in self.source."""

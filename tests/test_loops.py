@@ -365,3 +365,65 @@ def test_the_listing_at_the_top_of_the_c_stays_short(monkeypatch):
     comment = emit_loops.to_c(loops.lower(program, n_params)).split('*/')[0].rstrip().splitlines()
     assert len(comment) == 1 + 5 + 1 and comment[-1].endswith('lines more)')
     assert all(len(line) <= 3 + 40 for line in comment[1:])  # ' * ' + the listing's line
+
+
+# ---- sums and the batch term -----------------------------------------------------------------
+
+def l2_term(n_params, rng, specials=False):
+    """The scalar program of an L2 penalty and its gradient over n_params parameters, as the
+    Trainer builds it, and values for the parameters (a fifth of them special)."""
+    values = [0.0, -0.0, math.inf, -math.inf, math.nan, 1e300, -1e300]
+    params = [Value(rng.choice(values) if specials and rng.random() < 0.2 else
+                    rng.uniform(-3, 3), label=f'p{k}') for k in range(n_params)]
+    model = type('Parameters', (), {'parameters': lambda self: params})()
+    trainer = Trainer(model, lambda m, x, y: y * 1.0, n_features=0, backend='python',
+                      batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps))
+    return trainer.extra, [p.data for p in params]
+
+
+def test_an_l2_term_is_families_over_the_parameters_and_one_sum():
+    """A batch term reads parameters alone: its one row is a chunk, the squares and the
+    gradients are elementwise loops over the parameters, their total one Sum in order."""
+    program, params = l2_term(40, random.Random(0))
+    lowered = loops.check(loops.lower(program, len(params)))
+    kinds = [type(s).__name__ for s in lowered.body]
+    assert kinds.count('Sum') == 1 and kinds.count('Map') == 1, kinds
+    assert kinds.count('Each') >= 3 and loops.chunk_rows(lowered) == 1
+    summed = next(s for s in lowered.body if isinstance(s, loops.Sum))
+    assert len(summed.terms) == 40 and summed.init == 0.0
+
+
+@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(n_params=st.integers(8, 60), specials=st.booleans(), seed=st.integers(0, 2**16))
+def test_batch_terms_agree_bit_for_bit(n_params, specials, seed, tmp_path_factory):
+    program, params = l2_term(n_params, random.Random(seed), specials)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        check_every_evaluator(program, n_params, params, [[]], tmp_path_factory.mktemp('c'),
+                              monkeypatch)
+
+
+def test_a_long_sum_in_each_row_keeps_its_order(tmp_path, monkeypatch):
+    """A loss that adds 24 squares: one Sum statement, its terms added left to right in
+    every row (another order rounds differently in most rows)."""
+    xs = [Value(0.0, label=f'x{i}') for i in range(24)]
+    program = codegen.trace(sum((x * x for x in xs), Value(0.0)), xs, 'squares')
+    lowered = loops.lower(program, 0)
+    assert [len(s.terms) for s in lowered.body if isinstance(s, loops.Sum)] == [24]
+    rng = random.Random(2)  # mostly plain rows: a nan or inf in a row hides the order
+    rows = random_rows(rng, 66, 23) + random_rows(rng, 4, 23, specials=True)
+    check_every_evaluator(program, 0, [], rows, tmp_path, monkeypatch)
+
+
+def test_the_trainers_batch_term_on_the_loop_level_gives_the_scalar_bits(tmp_path, monkeypatch):
+    """W1 with its L2 term, 5 steps: the term as loops (default) and as scalar code
+    (loop_level=False) give the same losses and parameters."""
+    use_private_cache(tmp_path, monkeypatch)
+    trainers = []
+    for loop_level in (False, None):
+        random.seed(1337)
+        trainers.append(Trainer(MLP(2, [16, 16, 1]), LOSSES['margin'], n_features=2,
+                                batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps),
+                                loop_level=loop_level))
+    assert 'extra_term_part0' in trainers[1].source[1]
+    assert 'extra_term_part0' not in trainers[0].source[1]
+    assert_trainers_agree(trainers, random_rows(random.Random(3), 100, 2), 0.5, 5)
