@@ -113,15 +113,62 @@ static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
     for (i = 0; i < MG_JB; i++) s[k][j0 + i] = a[k][i];
 }
 
+/* xt[r*L + j] = w[x[j]][r] for the first `rows` rows: the chunk's x transposed, so that a
+ * tile reads MG_JB consecutive x. With AVX-512, 8 x 8 blocks go through vector registers
+ * (8 loads, 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values
+ * are only moved, so the bits are the same either way. */
+#if defined(__GNUC__) && defined(__AVX512F__)
+typedef double mg_v8 __attribute__((vector_size(64), aligned(8)));
+typedef long long mg_i8 __attribute__((vector_size(64)));
+
+static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
+  const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
+  const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
+  const mg_i8 half_lo = {0, 1, 2, 3, 8, 9, 10, 11}, half_hi = {4, 5, 6, 7, 12, 13, 14, 15};
+  long r;
+  int j = 0, i;
+  for (; j + 8 <= L; j += 8) {
+    for (r = 0; r + 8 <= rows; r += 8) {
+      mg_v8 v[8], t[8], u[8];  /* v[i] = x[j+i], rows r..r+7 */
+      for (i = 0; i < 8; i++) v[i] = *(const mg_v8 *)(w[x[j + i]] + r);
+      for (i = 0; i < 8; i += 2) {  /* pairs of x interleaved */
+        t[i] = __builtin_shuffle(v[i], v[i + 1], even);
+        t[i + 1] = __builtin_shuffle(v[i], v[i + 1], odd);
+      }
+      for (i = 0; i < 8; i += 4) {  /* then fours */
+        u[i] = __builtin_shuffle(t[i], t[i + 2], pairs_lo);
+        u[i + 2] = __builtin_shuffle(t[i], t[i + 2], pairs_hi);
+        u[i + 1] = __builtin_shuffle(t[i + 1], t[i + 3], pairs_lo);
+        u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], pairs_hi);
+      }
+      for (i = 0; i < 4; i++) {  /* then eights: row r+i, and row r+i+4 */
+        *(mg_v8 *)(xt + (r + i) * L + j) = __builtin_shuffle(u[i], u[i + 4], half_lo);
+        *(mg_v8 *)(xt + (r + i + 4) * L + j) = __builtin_shuffle(u[i], u[i + 4], half_hi);
+      }
+    }
+    for (; r < rows; r++)
+      for (i = 0; i < 8; i++) xt[r * L + j + i] = w[x[j + i]][r];
+  }
+  for (; j < L; j++)
+    for (r = 0; r < rows; r++) xt[r * L + j] = w[x[j]][r];
+}
+#else
+static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
+  long r;
+  int j;
+  for (j = 0; j < L; j++) {
+    const double *xj = w[x[j]];
+    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
+  }
+}
+#endif
+
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, long ld, double *xt) {
   const int full = L - L % MG_JB;
   long r;
   int m, j, k;
-  for (j = 0; j < L; j++) {
-    const double *xj = w[x[j]];
-    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
-  }
+  mg_transpose(w, rows, L, x, xt);
   for (m = 0; m < M; m += MG_OM) {
     const int om = M - m < MG_OM ? M - m : MG_OM;
     const double *gm[MG_OM];
