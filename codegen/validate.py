@@ -9,6 +9,7 @@ which are refused with a message saying so (True is an int in Python, rarely a m
 numpy is never imported here unless the caller passes a numpy array.
 """
 import array
+import ctypes
 import functools
 import math
 import numbers
@@ -150,6 +151,11 @@ class Rows:
         if isinstance(self.values, array.array):
             return self.values.buffer_info()[0]
         return self.values.ctypes.data
+
+    @functools.cached_property
+    def c_arguments(self):
+        """(address, number of rows) as ctypes objects, made once: what a C step is passed."""
+        return ctypes.c_void_p(self.address), ctypes.c_long(self.n)
 
     def take(self, order):
         """The rows at the indices `order`, as new Rows (no per-value Python loop)."""
