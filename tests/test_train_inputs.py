@@ -206,6 +206,8 @@ def test_an_infinite_gradient_norm_is_refused_alike_and_changes_nothing(backend)
     assert str(raised.value) == ('clip_norm: the gradient norm is not finite; clipping cannot '
                                  'repair an inf or nan gradient')
     assert state(t) == before
+    t.step([[1.0, 0.5]], 0.1, clip_norm=1.0)  # the refusal is not carried into the next step
+    assert state(t) != before
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
