@@ -114,7 +114,8 @@ static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
 }
 
 /* xt[r*L + j] = w[x[j]][r] for the first `rows` rows: the chunk's x transposed, so that a
- * tile reads MG_JB consecutive x. With AVX-512, 8 x 8 blocks go through vector registers
+ * tile reads MG_JB consecutive x. With AVX-512 (GNU C vectors, the next two functions; plain
+ * loops elsewhere), 8 x 8 blocks go through vector registers
  * (8 loads, 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values
  * are only moved, so the bits are the same either way. */
 #if defined(__GNUC__) && defined(__AVX512F__)
@@ -125,9 +126,10 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
   const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
   const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
   const mg_i8 half_lo = {0, 1, 2, 3, 8, 9, 10, 11}, half_hi = {4, 5, 6, 7, 12, 13, 14, 15};
+  const int blocks = L - L % 8;
   long r;
-  int j = 0, i;
-  for (; j + 8 <= L; j += 8) {
+  int j, i;
+  for (j = 0; j < blocks; j += 8) {
     for (r = 0; r + 8 <= rows; r += 8) {
       mg_v8 v[8], t[8], u[8];  /* v[i] = x[j+i], rows r..r+7 */
       for (i = 0; i < 8; i++) v[i] = *(const mg_v8 *)(w[x[j + i]] + r);
@@ -146,11 +148,53 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
         *(mg_v8 *)(xt + (r + i + 4) * L + j) = __builtin_shuffle(u[i], u[i + 4], half_hi);
       }
     }
-    for (; r < rows; r++)
-      for (i = 0; i < 8; i++) xt[r * L + j + i] = w[x[j + i]][r];
+    for (i = 0; i < 8; i++) {  /* the last rows */
+      const double *xi = w[x[j + i]];
+      long q;
+      for (q = r; q < rows; q++) xt[q * L + j + i] = xi[q];
+    }
   }
-  for (; j < L; j++)
-    for (r = 0; r < rows; r++) xt[r * L + j] = w[x[j]][r];
+  for (j = blocks; j < L; j++) {  /* the last columns */
+    const double *xj = w[x[j]];
+    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
+  }
+}
+
+/* The columns past the last full tile of two rows of sums, 16 then 8 at a time, in vector
+ * registers: four (or two) sums side by side, each adding its rows in order. As a plain loop
+ * gcc kept one sum at a time, each row waiting on the last addition (W1's 16-wide layers:
+ * 12% of a step). Returns the first column it left. */
+static int mg_outer_rest(const double *xt, long rows, int L, int j, int om,
+                         const double *const *gm, double *const *s) {
+  long r;
+  if (om != 2) return j;
+  for (; j + 16 <= L; j += 16) {
+    mg_v8 a0 = *(const mg_v8 *)(s[0] + j), a1 = *(const mg_v8 *)(s[0] + j + 8);
+    mg_v8 b0 = *(const mg_v8 *)(s[1] + j), b1 = *(const mg_v8 *)(s[1] + j + 8);
+    for (r = 0; r < rows; r++) {
+      const mg_v8 *x = (const mg_v8 *)(xt + r * L + j);
+      const double c = gm[0][r], d = gm[1][r];
+      a0 = a0 + x[0] * c;
+      a1 = a1 + x[1] * c;
+      b0 = b0 + x[0] * d;
+      b1 = b1 + x[1] * d;
+    }
+    *(mg_v8 *)(s[0] + j) = a0;
+    *(mg_v8 *)(s[0] + j + 8) = a1;
+    *(mg_v8 *)(s[1] + j) = b0;
+    *(mg_v8 *)(s[1] + j + 8) = b1;
+  }
+  for (; j + 8 <= L; j += 8) {
+    mg_v8 a0 = *(const mg_v8 *)(s[0] + j), b0 = *(const mg_v8 *)(s[1] + j);
+    for (r = 0; r < rows; r++) {
+      const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
+      a0 = a0 + x * gm[0][r];
+      b0 = b0 + x * gm[1][r];
+    }
+    *(mg_v8 *)(s[0] + j) = a0;
+    *(mg_v8 *)(s[1] + j) = b0;
+  }
+  return j;
 }
 #else
 static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
@@ -161,13 +205,19 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
     for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
   }
 }
+
+static int mg_outer_rest(const double *xt, long rows, int L, int j, int om,
+                         const double *const *gm, double *const *s) {
+  (void)xt; (void)rows; (void)L; (void)om; (void)gm; (void)s;
+  return j;
+}
 #endif
 
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, long ld, double *xt) {
   const int full = L - L % MG_JB;
   long r;
-  int m, j, k;
+  int m, j, k, rest;
   mg_transpose(w, rows, L, x, xt);
   for (m = 0; m < M; m += MG_OM) {
     const int om = M - m < MG_OM ? M - m : MG_OM;
@@ -175,8 +225,9 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
     double *s[MG_OM];
     for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
     for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
+    rest = mg_outer_rest(xt, rows, L, full, om, gm, s);
     for (k = 0; k < om; k++)
-      for (j = full; j < L; j++) {  /* the last few sums, one at a time */
+      for (j = rest; j < L; j++) {  /* the last few sums, one at a time */
         double a = s[k][j];
         for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
         s[k][j] = a;
