@@ -5,6 +5,8 @@ the chunk; a Dense group calls `mg_dense`, an Outer group `mg_outer`: two small 
 tiled, whose innermost loops run across rows or across independent sums, never inside one sum.
 So the file is ISO C99 and computes the scalar program's bits under any flags that keep
 -ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
+Where gcc's own vectorising fell short (an outer group's transpose and its last columns),
+GNU C vector code does the same operations under `#if __AVX512F__`, plain loops elsewhere.
 """
 from micrograd.ops import ADD
 
