@@ -228,7 +228,7 @@ class Trainer:
         """The batch-level term's C: the loop level when it finds the term's families over
         the parameters (an L2 penalty: the squares, their sum, the gradients), else scalar."""
         if self.loop_level is not False:
-            lowered = loops.lower(self.extra, self.n_params)
+            lowered = loops.lower(check(self.extra), self.n_params)  # names reach the C
             if sum(isinstance(s, loops.Map) for s in lowered.body) <= EXTRA_STRAIGHT_LINE_LIMIT:
                 return emit_loops.to_c(lowered)
         return to_c(self.extra, straight_line_limit=EXTRA_STRAIGHT_LINE_LIMIT)
