@@ -143,10 +143,11 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
   const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
   const mg_i8 half_lo = {0, 1, 2, 3, 8, 9, 10, 11}, half_hi = {4, 5, 6, 7, 12, 13, 14, 15};
   const int blocks = L - L % 8;
+  const long row_blocks = rows - rows % 8;
   long r;
   int j, i;
   for (j = 0; j < blocks; j += 8) {
-    for (r = 0; r + 8 <= rows; r += 8) {
+    for (r = 0; r < row_blocks; r += 8) {
       mg_v8 v[8], t[8], u[8];  /* v[i] = x[j+i], rows r..r+7 */
       for (i = 0; i < 8; i++) v[i] = *(const mg_v8 *)(w[x[j + i]] + r);
       for (i = 0; i < 8; i += 2) {  /* pairs of x interleaved */
@@ -166,8 +167,7 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
     }
     for (i = 0; i < 8; i++) {  /* the last rows */
       const double *xi = w[x[j + i]];
-      long q;
-      for (q = r; q < rows; q++) xt[q * L + j + i] = xi[q];
+      for (r = row_blocks; r < rows; r++) xt[r * L + j + i] = xi[r];
     }
   }
   for (j = blocks; j < L; j++) {  /* the last columns */
