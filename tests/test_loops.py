@@ -217,6 +217,27 @@ def test_neurons_without_bias_start_from_a_literal(tmp_path, monkeypatch):
                           monkeypatch)
 
 
+def test_a_bias_of_minus_zero_stays_minus_zero(tmp_path, monkeypatch):
+    """Biases of -0.0 with weights of one sign: in a row of zeros of the other sign every
+    product is -0.0, and so is the sum only when the bias starts it as it is (0.0 + -0.0 is
+    0.0: a kernel that made its start by adding to zero would flip the sign)."""
+    rng = random.Random(13)
+    W, b, params = hand_built_layer(rng, 20, 3, False)
+    for w in (w for row in W for w in row):
+        w.data = rng.uniform(0.5, 1.0)
+    for bias in b:
+        bias.data = -0.0
+    x = [Value(0.0, label=f'x{j}') for j in range(3)]
+    h = [sum((W[i][j] * x[j] for j in range(3)), b[i]) for i in range(20)]
+    program = codegen.optimize(codegen.trace(h, params + x))
+    assert any(isinstance(s, loops.Dense) for s in loops.lower(program, len(params)).body)
+    rows = [[-0.0] * 3, [0.0, -0.0, 0.0], [0.25, 0.5, -1.0]]
+    expected = codegen.evaluate(program, [p.data for p in params] + rows[0])
+    assert all(math.copysign(1.0, y) == -1.0 for y in expected)  # the case this test is about
+    check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
+                          monkeypatch)
+
+
 HOSTILE = ['*/ int evil; /*', 'vd', 'v_tanh', 'w', 'r', 'm', 'mg_x', 'S', 'xt', 'rows', 'g_b0',
            't0', 'sample_chunk', '\n#include <stdio.h>', 'NAN']
 

@@ -24,6 +24,14 @@
 #define MG_JB 32  /* sums of an outer group per register tile */
 #define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
 
+/* With AVX-512, some kernels are GNU C vector code (8 doubles a vector) doing the same
+ * operations in the same order as their plain loops; elsewhere the plain loops. */
+#if defined(__GNUC__) && defined(__AVX512F__) && MG_CHUNK % 8 == 0
+#define MG_VECTORS 1
+typedef double mg_v8 __attribute__((vector_size(64), aligned(8)));
+typedef long long mg_i8 __attribute__((vector_size(64)));
+#endif
+
 /* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order:
  * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap
  * (a full block keeps its sums in registers; the last few go one at a time). */
@@ -52,6 +60,84 @@ static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot
  * then taken as it is, as the scalar program does. The rows run in the vector lanes. A tile
  * is always full, so its sums stay in registers: past the last output (M-1), it computes the
  * last output again and writes the same value again. */
+#ifdef MG_VECTORS
+
+/* Dense, outputs m .. m+16-1 (past M-1: the last again) for rows r .. r+7. */
+static void mg_dense_v16(double (*w)[MG_CHUNK], int out, int m, int M, int L,
+                          const double *W, long sm, long sj, const int *x,
+                          const double *bias, long bs, const int *init, int r) {
+  mg_v8 a[16];
+  const double *wk[16];
+  int k, j = 0, row[16];
+  for (k = 0; k < 16; k++) {
+    row[k] = m + k < M ? m + k : M - 1;
+    wk[k] = W + row[k] * sm;
+  }
+  if (bias) {
+    for (k = 0; k < 16; k++) {
+      const double b = bias[row[k] * bs];  /* copied, not added to a zero vector: -0.0 stays */
+      a[k] = (mg_v8){b, b, b, b, b, b, b, b};
+    }
+  } else if (init) {
+    for (k = 0; k < 16; k++) a[k] = *(const mg_v8 *)(w[init[row[k]]] + r);
+  } else {
+    const mg_v8 x0 = *(const mg_v8 *)(w[x[0]] + r);
+    for (k = 0; k < 16; k++) a[k] = wk[k][0] * x0;
+    j = 1;
+  }
+  for (; j < L; j++) {
+    const mg_v8 xj = *(const mg_v8 *)(w[x[j]] + r);
+    const long o = j * sj;
+    for (k = 0; k < 16; k++) a[k] = a[k] + wk[k][o] * xj;
+  }
+  for (k = 0; k < 16; k++) *(mg_v8 *)(w[out + row[k]] + r) = a[k];
+}
+
+/* Dense, outputs m .. m+4-1 (past M-1: the last again) for rows r .. r+7. */
+static void mg_dense_v4(double (*w)[MG_CHUNK], int out, int m, int M, int L,
+                          const double *W, long sm, long sj, const int *x,
+                          const double *bias, long bs, const int *init, int r) {
+  mg_v8 a[4];
+  const double *wk[4];
+  int k, j = 0, row[4];
+  for (k = 0; k < 4; k++) {
+    row[k] = m + k < M ? m + k : M - 1;
+    wk[k] = W + row[k] * sm;
+  }
+  if (bias) {
+    for (k = 0; k < 4; k++) {
+      const double b = bias[row[k] * bs];  /* copied, not added to a zero vector: -0.0 stays */
+      a[k] = (mg_v8){b, b, b, b, b, b, b, b};
+    }
+  } else if (init) {
+    for (k = 0; k < 4; k++) a[k] = *(const mg_v8 *)(w[init[row[k]]] + r);
+  } else {
+    const mg_v8 x0 = *(const mg_v8 *)(w[x[0]] + r);
+    for (k = 0; k < 4; k++) a[k] = wk[k][0] * x0;
+    j = 1;
+  }
+  for (; j < L; j++) {
+    const mg_v8 xj = *(const mg_v8 *)(w[x[j]] + r);
+    const long o = j * sj;
+    for (k = 0; k < 4; k++) a[k] = a[k] + wk[k][o] * xj;
+  }
+  for (k = 0; k < 4; k++) *(mg_v8 *)(w[out + row[k]] + r) = a[k];
+}
+
+/* Tiles of 16 outputs (then 4) x 8 rows: a weight is used by one multiplication, which then
+ * reads it from memory itself (an embedded broadcast) instead of the floating-point pipes
+ * spreading it over a register: W2's 64 x 64 products ran at 55 GFLOP/s, not 44. */
+static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double *W, long sm,
+                     long sj, const int *x, const double *bias, long bs, const int *init) {
+  int m = 0, r;
+  for (; m + 16 <= M; m += 16)
+    for (r = 0; r < MG_CHUNK; r += 8)
+      mg_dense_v16(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
+  for (; m < M; m += 4)
+    for (r = 0; r < MG_CHUNK; r += 8)
+      mg_dense_v4(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
+}
+#else
 static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
                           const double *bias, long bs, const int *init) {
@@ -86,6 +172,7 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
   for (m = 0; m < M; m += MG_MB)
     mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
+#endif
 
 /* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j < L and the first
  * `rows` rows, in row order: a batch sum of products (weight gradients); ld is L unless the
@@ -118,10 +205,7 @@ static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
  * loops elsewhere), 8 x 8 blocks go through vector registers
  * (8 loads, 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values
  * are only moved, so the bits are the same either way. */
-#if defined(__GNUC__) && defined(__AVX512F__)
-typedef double mg_v8 __attribute__((vector_size(64), aligned(8)));
-typedef long long mg_i8 __attribute__((vector_size(64)));
-
+#ifdef MG_VECTORS
 static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
   const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
   const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
