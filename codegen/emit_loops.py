@@ -165,35 +165,13 @@ static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot
 
 OUTER = r'''/* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j < L and the first
  * `rows` rows, in row order: a batch sum of products (weight gradients); ld is L unless the
- * caller sums some columns of a wider group (threads split groups by columns). A tile of
- * MG_OM x MG_JB independent sums stays in registers (the MG_JB in the vector lanes), each
- * adding its rows in order; xt is scratch for the chunk's x transposed. The tile is its own
- * function: inlined, gcc kept the sums on the stack in some programs and not others (W2: 15%
- * of a step). */
-#define MG_OM 2
-static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
-                          const double *const *gm, double *const *s) {
-  double a[MG_OM][MG_JB];
-  long r;
-  int i, k;
-  for (k = 0; k < om; k++)
-    for (i = 0; i < MG_JB; i++) a[k][i] = s[k][j0 + i];
-  for (r = 0; r < rows; r++) {
-    const double *xr = xt + r * L + j0;
-    for (k = 0; k < om; k++) {
-      const double c = gm[k][r];
-      for (i = 0; i < MG_JB; i++) a[k][i] = a[k][i] + xr[i] * c;
-    }
-  }
-  for (k = 0; k < om; k++)
-    for (i = 0; i < MG_JB; i++) s[k][j0 + i] = a[k][i];
-}
-
+ * caller sums some columns of a wider group (threads split groups by columns). Tiles of
+ * independent sums stay in registers, each adding its rows in order; xt is scratch for the
+ * chunk's x transposed. */
 /* xt[r*L + j] = w[x[j]][r] for the first `rows` rows: the chunk's x transposed, so that a
- * tile reads MG_JB consecutive x. With AVX-512 (GNU C vectors, the next two functions; plain
- * loops elsewhere), 8 x 8 blocks go through vector registers
- * (8 loads, 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values
- * are only moved, so the bits are the same either way. */
+ * tile reads consecutive x. In vectors, 8 x 8 blocks go through registers (8 loads,
+ * 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values are only
+ * moved, so the bits are the same either way. */
 #ifdef MG_VECTORS
 static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
   const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
@@ -233,41 +211,34 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
   }
 }
 
-/* The columns past the last full tile of two rows of sums, 16 then 8 at a time, in vector
- * registers: four (or two) sums side by side, each adding its rows in order. As a plain loop
- * gcc kept one sum at a time, each row waiting on the last addition (W1's 16-wide layers:
- * 12% of a step). Returns the first column it left. */
-static int mg_outer_rest(const double *xt, long rows, int L, int j, int om,
-                         const double *const *gm, double *const *s) {
+
+%(vector_tiles)s
+/* Tiles of 16 rows of sums (then 4, then 1) x 8 columns: a g[m][r] is used by one
+ * multiplication, which reads it from memory itself (an embedded broadcast), as mg_dense's
+ * weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
+static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
+                     const int *g, double *S, long ld, double *xt) {
+  const int blocks = L - L % 8;
   long r;
-  if (om != 2) return j;
-  for (; j + 16 <= L; j += 16) {
-    mg_v8 a0 = *(const mg_v8 *)(s[0] + j), a1 = *(const mg_v8 *)(s[0] + j + 8);
-    mg_v8 b0 = *(const mg_v8 *)(s[1] + j), b1 = *(const mg_v8 *)(s[1] + j + 8);
-    for (r = 0; r < rows; r++) {
-      const mg_v8 *x = (const mg_v8 *)(xt + r * L + j);
-      const double c = gm[0][r], d = gm[1][r];
-      a0 = a0 + x[0] * c;
-      a1 = a1 + x[1] * c;
-      b0 = b0 + x[0] * d;
-      b1 = b1 + x[1] * d;
+  int m, j, k, nb;
+  mg_transpose(w, rows, L, x, xt);
+  for (m = 0; m < M; m += nb) {
+    const double *gm[16];
+    double *s[16];
+    nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
+    for (k = 0; k < nb; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
+    for (j = 0; j < blocks; j += 8) {
+      if (nb == 16) mg_outer_v16(xt, rows, L, j, gm, s);
+      else if (nb == 4) mg_outer_v4(xt, rows, L, j, gm, s);
+      else mg_outer_v1(xt, rows, L, j, gm, s);
     }
-    *(mg_v8 *)(s[0] + j) = a0;
-    *(mg_v8 *)(s[0] + j + 8) = a1;
-    *(mg_v8 *)(s[1] + j) = b0;
-    *(mg_v8 *)(s[1] + j + 8) = b1;
+    for (k = 0; k < nb; k++)
+      for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
+        double a = s[k][j];
+        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
+        s[k][j] = a;
+      }
   }
-  for (; j + 8 <= L; j += 8) {
-    mg_v8 a0 = *(const mg_v8 *)(s[0] + j), b0 = *(const mg_v8 *)(s[1] + j);
-    for (r = 0; r < rows; r++) {
-      const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
-      a0 = a0 + x * gm[0][r];
-      b0 = b0 + x * gm[1][r];
-    }
-    *(mg_v8 *)(s[0] + j) = a0;
-    *(mg_v8 *)(s[1] + j) = b0;
-  }
-  return j;
 }
 #else
 static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
@@ -279,18 +250,32 @@ static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, 
   }
 }
 
-static int mg_outer_rest(const double *xt, long rows, int L, int j, int om,
-                         const double *const *gm, double *const *s) {
-  (void)xt; (void)rows; (void)L; (void)om; (void)gm; (void)s;
-  return j;
+/* A tile of MG_OM x MG_JB sums (the MG_JB in the vector lanes). It is its own function:
+ * inlined, gcc kept the sums on the stack in some programs and not others (W2: 15% of a step). */
+#define MG_OM 2
+static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
+                          const double *const *gm, double *const *s) {
+  double a[MG_OM][MG_JB];
+  long r;
+  int i, k;
+  for (k = 0; k < om; k++)
+    for (i = 0; i < MG_JB; i++) a[k][i] = s[k][j0 + i];
+  for (r = 0; r < rows; r++) {
+    const double *xr = xt + r * L + j0;
+    for (k = 0; k < om; k++) {
+      const double c = gm[k][r];
+      for (i = 0; i < MG_JB; i++) a[k][i] = a[k][i] + xr[i] * c;
+    }
+  }
+  for (k = 0; k < om; k++)
+    for (i = 0; i < MG_JB; i++) s[k][j0 + i] = a[k][i];
 }
-#endif
 
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, long ld, double *xt) {
   const int full = L - L % MG_JB;
   long r;
-  int m, j, k, rest;
+  int m, j, k;
   mg_transpose(w, rows, L, x, xt);
   for (m = 0; m < M; m += MG_OM) {
     const int om = M - m < MG_OM ? M - m : MG_OM;
@@ -298,14 +283,31 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
     double *s[MG_OM];
     for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
     for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
-    rest = mg_outer_rest(xt, rows, L, full, om, gm, s);
     for (k = 0; k < om; k++)
-      for (j = rest; j < L; j++) {  /* the last few sums, one at a time */
+      for (j = full; j < L; j++) {  /* the last few sums, one at a time */
         double a = s[k][j];
         for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
         s[k][j] = a;
       }
   }
+}
+#endif
+'''
+
+# One tile of the vector Outer, for `nb` rows of sums (16, 4 and 1).
+OUTER_VECTOR_TILE = r'''
+/* Outer, the sums s[0..%(nb)d-1][j .. j+7] (g: gm[0..%(nb)d-1]), the first `rows` rows in order. */
+static void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j, const double *const *gm,
+                          double *const *s) {
+  mg_v8 a[%(nb)d];
+  long r;
+  int k;
+  for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(s[k] + j);
+  for (r = 0; r < rows; r++) {
+    const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
+    for (k = 0; k < %(nb)d; k++) a[k] = a[k] + x * gm[k][r];
+  }
+  for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(s[k] + j) = a[k];
 }
 '''
 
@@ -982,6 +984,11 @@ def _metadata(loops, name, n_slots):
             f'#define {name}_SLOTS {n_slots}\n')
 
 
+def _with_tiles(kernel, tile, sizes):
+    """`kernel` with its vector tiles in place: the `tile` template for each size."""
+    return kernel.replace('%(vector_tiles)s', ''.join(tile % {'nb': nb} for nb in sizes))
+
+
 def to_c(loops, threads=1):
     """The C source of a Loops program (see `codegen.loops.lower`); threads > 1 splits the
     batch sum between threads with OpenMP (compile with -fopenmp), with the same bits."""
@@ -989,10 +996,9 @@ def to_c(loops, threads=1):
     name = loops.name
     kernels = DEFINITIONS % {'chunk': chunk_rows(loops)} + SUM_ROWS
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
-        kernels += DENSE % {'vector_tiles': ''.join(DENSE_VECTOR_TILE % {'nb': nb}
-                                                    for nb in (16, 4))}
+        kernels += _with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4))
     if loops.outers:
-        kernels += OUTER
+        kernels += _with_tiles(OUTER, OUTER_VECTOR_TILE, (16, 4, 1))
     if any(isinstance(s, Conv) for s in loops.body):
         kernels += CONV
     if any(isinstance(s, Corr) for s in loops.body):
