@@ -7,6 +7,7 @@ and nan included): the loop level's reference interpreter, its C (default flags,
 threads), generated Python, and the engine rebuilt at each row.
 """
 import math
+import platform
 import random
 
 import pytest
@@ -53,8 +54,8 @@ def random_rows(rng, n_rows, n_features, specials=False):
 
 
 def check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch, threads=2):
-    """Loop interpreter, C (1 and `threads` threads; scalar statements as code and as tables),
-    batch and sum, against the scalar program."""
+    """Loop interpreter, C (1 and `threads` threads; scalar statements as code and as tables;
+    vector kernels and plain ones), batch and sum, against the scalar program."""
     use_private_cache(tmp_path, monkeypatch)
     lowered = loops.check(loops.lower(program, n_params))
     expected_rows = [codegen.evaluate(program, list(params) + row) for row in rows]
@@ -65,6 +66,8 @@ def check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch
     # (C options, MAP_TABLE_LIMIT): 0 makes every run of scalar statements a table
     builds = [({'flags': STRICT_FLAGS}, None), ({'threads': threads}, None),
               ({'threads': threads, 'flags': STRICT_FLAGS + ('-fopenmp',)}, 0)]
+    if platform.machine() in ('x86_64', 'AMD64'):  # without AVX-512: the plain kernels
+        builds.append(({'flags': STRICT_FLAGS + ('-mno-avx512f',)}, None))
     for options, table_limit in builds:
         with monkeypatch.context() as patch:
             if table_limit is not None:
