@@ -2,6 +2,7 @@
 layer differentiated whole, computes the bits of the scalar gradient program on every
 evaluator (interpreter, C with one and two threads, per row and summed); and what it does not
 cover is refused, so the Trainer takes the scalar path."""
+import platform
 import random
 
 import pytest
@@ -29,8 +30,8 @@ def forward_and_gradient(model, loss, n_in):
 
 
 def check_lift(forward, gradient, n_params, params, rows, tmp_path, monkeypatch):
-    """lift(forward) on the interpreter and in C (1 and 2 threads, batch and sum) against the
-    scalar gradient program evaluated row by row."""
+    """lift(forward) on the interpreter and in C (1 and 2 threads; vector kernels and plain
+    ones; batch and sum) against the scalar gradient program evaluated row by row."""
     use_private_cache(tmp_path, monkeypatch)
     lifted = lift.lift(forward, n_params)
     assert lifted is not None, 'lift refused a program it should cover'
@@ -40,7 +41,10 @@ def check_lift(forward, gradient, n_params, params, rows, tmp_path, monkeypatch)
     assert_same(expected_sum, loops.evaluate_sum(lifted, params, rows), 'interpreter sum')
     for got, want in zip(loops.evaluate_batch(lifted, params, rows), expected_rows):
         assert_same(want, got, 'interpreter batch')
-    for threads, flags in ((1, STRICT_FLAGS), (2, FAST_FLAGS)):
+    builds = [(1, STRICT_FLAGS), (2, FAST_FLAGS)]
+    if platform.machine() in ('x86_64', 'AMD64'):  # without AVX-512: the plain kernels
+        builds.append((1, STRICT_FLAGS + ('-mno-avx512f',)))
+    for threads, flags in builds:
         source = emit_loops.to_c(lifted, threads=threads)
         compiled = Compiled(lifted.program, source, 'c', n_params,
                             compile_source(source, flags))
