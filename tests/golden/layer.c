@@ -374,10 +374,7 @@ static void layer_chunk(const double *mg_p, const double *mg_x, long rows,
   long r;
   (void)mg_p; (void)mg_x; (void)rows;
   for (r = 0; r < MG_CHUNK; r++) {
-    w[0][r] = r < rows ? mg_x[r * 4 + 0] : 0.0;
-    w[1][r] = r < rows ? mg_x[r * 4 + 1] : 0.0;
-    w[2][r] = r < rows ? mg_x[r * 4 + 2] : 0.0;
-    w[3][r] = r < rows ? mg_x[r * 4 + 3] : 0.0;
+    { long m; for (m = 0; m < 4; m++) w[0 + m][r] = r < rows ? mg_x[r * 4 + 0 + m] : 0.0; }
   }
   layer_part0(mg_p, w);
 }
