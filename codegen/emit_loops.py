@@ -8,6 +8,8 @@ So the file is ISO C99 and computes the scalar program's bits under any flags th
 Where gcc's own vectorising fell short (an outer group's transpose and its last columns),
 GNU C vector code does the same operations under `#if __AVX512F__`, plain loops elsewhere.
 """
+import re
+
 from micrograd.ops import ADD
 
 from codegen import VERSION
@@ -1004,6 +1006,25 @@ def _metadata(loops, name, n_slots):
 def _with_tiles(kernel, tile, sizes):
     """`kernel` with its vector tiles in place: the `tile` template for each size."""
     return kernel.replace('%(vector_tiles)s', ''.join(tile % {'nb': nb} for nb in sizes))
+
+
+# A table as _table (and the Map tables' parameters) write it: one definition, no } inside.
+TABLE = re.compile(r'static const (int|double) (\w+)\[(\d+)\] = \{[^}]*\};\n')
+SPLIT_TABLES = 100_000  # characters of tables from which they get a unit of their own
+
+
+def to_units(loops, threads=1):
+    """to_c's source as translation units to compile side by side: above SPLIT_TABLES
+    characters of tables, those alone (extern) and the code, which declares them (LeNet-5:
+    580,000 numbers, a third of gcc's time on one unit); else the one unit."""
+    source = to_c(loops, threads)
+    tables = [m.group(0).replace('static const', 'const', 1) for m in TABLE.finditer(source)]
+    if sum(map(len, tables)) < SPLIT_TABLES:
+        return [source]
+    code = TABLE.sub(lambda m: f'extern const {m.group(1)} {m.group(2)}[{m.group(3)}];\n',
+                     source)
+    return [f'/* The tables of {loops.name}; its code, in the next unit, declares them. */\n' +
+            ''.join(tables), code]
 
 
 def to_c(loops, threads=1):

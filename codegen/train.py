@@ -218,9 +218,9 @@ class Trainer:
         return loss
 
     def _source(self, has_extra):
-        """Two translation units: the per-sample program, and the batch-level term with the
-        step that calls both."""
-        yield self._sample_source()
+        """The translation units: the per-sample program (its big tables apart), and the
+        batch-level term with the step that calls both."""
+        yield from self._sample_source()
         extra = self._extra_source() if has_extra else '#include <math.h>\n#include <stdlib.h>\n'
         yield extra + step_source(self.traced_sample, self.traced_extra, self.n_params, has_extra)
 
@@ -240,10 +240,10 @@ class Trainer:
             yield text
 
     def _sample_source(self):
-        """The per-sample program's C. When its dense layers are found in the forward trace,
-        the loop level is built from that (codegen/lift.py) and no scalar gradient program is
-        made at all (W2: 26k instructions fewer to differentiate, optimise and lower); else
-        from the gradient program, as `to_c` chooses."""
+        """The per-sample program's C, as a list of units. When its dense layers are found in
+        the forward trace, the loop level is built from that (codegen/lift.py) and no scalar
+        gradient program is made at all (W2: 26k instructions fewer to differentiate,
+        optimise and lower); else from the gradient program, as `to_c` chooses."""
         if self.loop_level is not False:
             lifted = lift(check(self.traced_sample), self.n_params)
             # a higher limit on the scalar statements left than to_c's: the other way needs
@@ -251,9 +251,9 @@ class Trainer:
             # (LeNet-5: 2.5M instructions, against 1,400 statements)
             if lifted is not None and (self.loop_level or loops.has_structure(
                     lifted, map_limit=LIFTED_MAP_LIMIT)):
-                return emit_loops.to_c(lifted, threads=self.threads)
-        return to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads,
-                    loop_level=self.loop_level)
+                return emit_loops.to_units(lifted, threads=self.threads)
+        return [to_c(self.sample, self.n_params, lanes=self.lanes, threads=self.threads,
+                     loop_level=self.loop_level)]
 
     def _bind(self, library):
         # No argtypes: every argument is a ctypes object made beforehand (the parameter

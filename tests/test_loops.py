@@ -15,6 +15,7 @@ from hypothesis import Phase, given, settings, strategies as st
 
 import codegen
 from codegen import emit_loops, loops, recover
+from codegen.build import Compiled, compile_source
 from codegen.train import Trainer
 from micrograd.engine import Value
 from micrograd.nn import MLP
@@ -380,6 +381,26 @@ def test_neurons_whose_starts_are_not_one_bias_vector(kind, tmp_path, monkeypatc
                           monkeypatch)
 
 
+def test_big_tables_get_a_unit_of_their_own_and_the_same_bits(tmp_path, monkeypatch):
+    """Past SPLIT_TABLES characters of tables, to_units gives the tables (extern) and the code
+    that declares them as two units, compiled side by side into one library: its numbers are
+    the one unit's, under strict flags."""
+    use_private_cache(tmp_path, monkeypatch)
+    program, n_params, model = mlp_sample(3, [9, 7, 1], 'tanh')
+    lowered = loops.lower(program, n_params)
+    assert emit_loops.to_units(lowered) == [emit_loops.to_c(lowered)]  # small: one unit
+    monkeypatch.setattr(emit_loops, 'SPLIT_TABLES', 0)
+    tables, code = emit_loops.to_units(lowered)
+    assert 'extern const int' in code and 'static const int' not in code
+    assert 'mg_dense' not in tables and tables.count('const int') > 3
+    params = [p.data for p in model.parameters()]
+    rows = random_rows(random.Random(6), 45, 3, specials=True)
+    whole = codegen.build(program, 'c', n_params, loop_level=True, flags=STRICT_FLAGS)
+    split = Compiled(program, code, 'c', n_params, compile_source([tables, code], STRICT_FLAGS))
+    assert_same(whole.sum(params, rows), split.sum(params, rows), 'split sum')
+    assert_same(ordered_sum(program, params, rows), split.sum(params, rows), 'scalar sum')
+
+
 def test_the_listing_at_the_top_of_the_c_stays_short(monkeypatch):
     """A big program's listing would be megabytes of comment (LeNet-5's convolution windows
     printed 33,000-character lines): the C keeps its first lines, each cut to a width."""
@@ -448,6 +469,6 @@ def test_the_trainers_batch_term_on_the_loop_level_gives_the_scalar_bits(tmp_pat
         trainers.append(Trainer(MLP(2, [16, 16, 1]), LOSSES['margin'], n_features=2,
                                 batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps),
                                 loop_level=loop_level))
-    assert 'extra_term_part0' in trainers[1].source[1]
-    assert 'extra_term_part0' not in trainers[0].source[1]
+    assert 'extra_term_part0' in trainers[1].source[-1]
+    assert 'extra_term_part0' not in trainers[0].source[-1]
     assert_trainers_agree(trainers, random_rows(random.Random(3), 100, 2), 0.5, 5)
