@@ -5,8 +5,9 @@ the chunk; a Dense group calls `mg_dense`, an Outer group `mg_outer`: two small 
 tiled, whose innermost loops run across rows or across independent sums, never inside one sum.
 So the file is ISO C99 and computes the scalar program's bits under any flags that keep
 -ffp-contract=off; gcc vectorises the row loops at -O3 with the host's vector instructions.
-Where gcc's own vectorising fell short (an outer group's transpose and its last columns),
-GNU C vector code does the same operations under `#if __AVX512F__`, plain loops elsewhere.
+With AVX-512 the two kernels and an outer group's transpose are GNU C vector code doing the
+same operations in the same order (gcc's own vectorising of the plain loops left the
+floating-point pipes spreading weights over registers); elsewhere the plain loops.
 """
 import re
 
@@ -46,7 +47,7 @@ PREFETCH = r'''#if defined(__GNUC__)
 
 '''
 
-DENSE = r'''/* Dense, outputs m .. m+MG_MB-1 for every row r of the chunk:
+DENSE = r'''/* Dense, the M outputs of a group for every row r of the chunk:
  * y[m][r] = init + sum over j < L, in order, of W[m*sm + j*sj] * w[x[j]][r].
  * init is bias[m*bs] if bias, else w[init[m]][r] if init, else none: the first product is
  * then taken as it is, as the scalar program does. The rows run in the vector lanes. A tile

@@ -54,7 +54,7 @@ static void mg_sum_rows(double (*w)[MG_CHUNK], long rows, int n, const int *slot
   }
 }
 
-/* Dense, outputs m .. m+MG_MB-1 for every row r of the chunk:
+/* Dense, the M outputs of a group for every row r of the chunk:
  * y[m][r] = init + sum over j < L, in order, of W[m*sm + j*sj] * w[x[j]][r].
  * init is bias[m*bs] if bias, else w[init[m]][r] if init, else none: the first product is
  * then taken as it is, as the scalar program does. The rows run in the vector lanes. A tile
