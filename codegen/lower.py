@@ -70,6 +70,14 @@ class Builder:
         self.taken.add(name)
         return name
 
+    def numbered(self):
+        """`fresh('')` without its lookups, for trace's builder: no label becomes a numbered
+        name (`register_name` refuses TEMPORARY ones), so only this counter hands them out and
+        they need no place in `taken` (LeNet-5's trace names 850k registers)."""
+        name = f'{self.prefix}{self.count}'
+        self.count += 1
+        return name
+
     def _unused(self, base):
         """base, or base_2, base_3, ... whichever is free first."""
         k = self.suffix.get(base, 1)
@@ -121,23 +129,27 @@ def trace(outputs, inputs, name='f'):
     inputs = list(inputs)
     _check_inputs(inputs)
     builder = Builder()
-    # id(Value) -> its atom: a register name, or the float of a leaf that is no input (a
-    # node's arguments are then its instruction's as they are: no Sym per node, no folding)
+    # Value -> its atom: a register name, or the float of a leaf that is no input (a node's
+    # arguments are then its instruction's as they are: no Sym per node, no folding). Values
+    # hash by identity; keyed by themselves, not id(), a lookup is one C call (LeNet-5: 1.7M)
     atoms = {}
     for i, leaf in enumerate(inputs):
-        atoms[id(leaf)] = builder.fresh(leaf.label, fallback=f'x{i}')
-    input_names = tuple(atoms[id(leaf)] for leaf in inputs)
+        atoms[leaf] = builder.fresh(leaf.label, fallback=f'x{i}')
+    input_names = tuple(atoms[leaf] for leaf in inputs)
+    atom_of = atoms.__getitem__
+    instrs = builder.instrs  # appended to directly: `Builder.append`, minus two calls a node
     for node in topo_order(outputs):
         if not node._args:  # an input (named above: inputs are leaves) or a literal
-            if id(node) not in atoms:
-                atoms[id(node)] = float(node.data)
+            if node not in atoms:
+                atoms[node] = float(node.data)
             continue
         if node._rule is None or node._custom_backward is not None:  # the engine runs that
             raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
                              '_backward, not a row in micrograd/ops.py; add the op there')
-        args = tuple([atoms[id(a)] for a in node._args])
-        atoms[id(node)] = builder.append(node._rule, args, node._param, node.label)
-    return Program(name, input_names, tuple(builder.instrs), tuple(atoms[id(v)] for v in outputs),
+        out = builder.fresh(node.label) if node.label else builder.numbered()
+        instrs.append(Instr(out, node._rule, tuple(map(atom_of, node._args)), node._param))
+        atoms[node] = out
+    return Program(name, input_names, tuple(instrs), tuple(atoms[v] for v in outputs),
                    tuple(output_name(v.label, i) for i, v in enumerate(outputs)))
 
 
