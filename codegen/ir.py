@@ -28,8 +28,7 @@ class Instr(NamedTuple):
     note: str = ''
 
     def __str__(self):
-        param = '' if self.param is None else f'[p={self.param!r}]'
-        return f'{self.out} = {self.op.name}{param} {" ".join(map(atom_text, self.args))}'
+        return instr_text(self)
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,25 @@ def atom_text(atom):
     return atom if isinstance(atom, str) else repr(atom)
 
 
+def instr_text(instr):
+    """`out = op[p=param] args`, an Instr's line in listings."""
+    try:  # registers only, most often: joined in one call (LeNet-5's listing has 850k lines)
+        args = ' '.join(instr.args)
+    except TypeError:
+        args = ' '.join(map(atom_text, instr.args))
+    param = '' if instr.param is None else f'[p={instr.param!r}]'
+    return f'{instr.out} = {instr.op.name}{param} {args}'
+
+
 def format(program):  # noqa: A001  (the printer, named like jaxpr's pretty-printer)
     """The jaxpr-style listing: `{ lambda inputs . let ... in ( outputs ) }`."""
     lines = [f'{{ lambda {" ".join(program.inputs)} .']
-    for i, instr in enumerate(program.instrs):
+    indent = '  let '
+    for instr in program.instrs:
         if instr.note:
             lines.append(f'      # {instr.note}')
-        lines.append(('  let ' if i == 0 else '      ') + str(instr))
+        lines.append(indent + instr_text(instr))
+        indent = '      '
     lines.append(f'  in ( {", ".join(map(atom_text, program.outputs))} ) }}')
     return '\n'.join(lines)
 
