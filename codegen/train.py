@@ -233,7 +233,7 @@ class Trainer:
         made at all (W2: 26k instructions fewer to differentiate, optimise and lower); else
         from the gradient program, as `to_c` chooses."""
         if self.loop_level is not False:
-            lifted = lift(check(self.traced_sample), self.n_params)
+            lifted = lift(check(self.traced_sample), self.n_params, traced=True)
             # a higher limit on the scalar statements left than to_c's: the other way needs
             # the scalar gradient program, which costs more to build than they cost to compile
             # (LeNet-5: 2.5M instructions, against 1,400 statements)

@@ -10,6 +10,7 @@ from hypothesis import Phase, given, settings, strategies as st
 import codegen
 from codegen import emit_loops, lift, loops, recover
 from codegen.build import Compiled, compile_source
+from codegen.grad import _topo_order
 from codegen.train import FAST_FLAGS, Trainer
 from micrograd.engine import Value
 from micrograd.nn import MLP
@@ -34,6 +35,10 @@ def check_lift(forward, gradient, n_params, params, rows, tmp_path, monkeypatch)
     use_private_cache(tmp_path, monkeypatch)
     lifted = lift.lift(forward, n_params)
     assert lifted is not None, 'lift refused a program it should cover'
+    # a trace's instructions are in the engine's order already (the Trainer says so)
+    assert _topo_order({i.out: i for i in forward.instrs}, forward.outputs[0]) == \
+        list(forward.instrs)
+    assert str(lift.lift(forward, n_params, traced=True)) == str(lifted)
     loops.check(lifted)
     expected_rows = [codegen.evaluate(gradient, list(params) + row) for row in rows]
     expected_sum = ordered_sum(gradient, params, rows)
