@@ -18,7 +18,6 @@ Nothing here decides correctness: a group is a claim about which instructions co
 and the loop level (loops.py) evaluates exactly the same operations in exactly the same order.
 What is not recognised stays scalar.
 """
-import collections
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -77,18 +76,20 @@ class Dataflow:
 
     def __init__(self, program):
         self.defined = {instr.out: instr for instr in program.instrs}
-        readers = collections.defaultdict(list)  # (no empty list made per read)
+        readers = {}
+        reading = readers.setdefault  # one call a read, no test of the argument's type ...
         for instr in program.instrs:
             for a in instr.args:
-                if isinstance(a, str):
-                    readers[a].append(instr)
+                reading(a, []).append(instr)
         for a in program.outputs:
-            if isinstance(a, str):
-                readers[a].append(None)
-        self.readers = dict(readers)  # a register nobody reads: not there
+            reading(a, []).append(None)
+        for literal in [a for a in readers if not isinstance(a, str)]:  # ... literals go after
+            del readers[literal]
+        self.readers = readers  # a register nobody reads: not there
+        self.once = {r for r, rs in readers.items() if len(rs) == 1}  # the registers read once
 
     def read_once(self, register):
-        return len(self.readers.get(register, ())) == 1
+        return register in self.once
 
 
 def find_chains(program, n_params, flow=None):
@@ -97,7 +98,7 @@ def find_chains(program, n_params, flow=None):
     `flow`: the program's Dataflow, when the caller has it."""
     param = {name: i for i, name in enumerate(program.inputs[:n_params])}
     flow = flow or Dataflow(program)
-    defined, read_once = flow.defined, flow.read_once
+    defined, once = flow.defined, flow.once
 
     def factors(instr):
         """(param index, other factor) if `instr` multiplies one parameter by something else."""
@@ -108,25 +109,27 @@ def find_chains(program, n_params, flow=None):
             return None
         return (param[a], b) if a in param else (param[b], a)
 
-    products = {}  # register -> factors of the instruction defining it, if nothing else reads it
-    for instr in program.instrs:
-        if instr.op is MUL and read_once(instr.out):
-            products[instr.out] = factors(instr)
+    # register -> factors of the instruction defining it, if nothing else reads it
+    products = {instr.out: factors(instr) for instr in program.instrs
+                if instr.op is MUL and instr.out in once}
     product = products.get
 
     def step(atom):
         """The add defining `atom` if it is one step of a chain read only by the next step."""
-        instr = defined.get(atom) if isinstance(atom, str) else None
-        if instr is None or instr.op is not ADD or not read_once(atom):
+        instr = defined.get(atom)  # (a literal is no key)
+        if instr is None or instr.op is not ADD or atom not in once:
             return None
         return instr if product(instr.args[1]) or product(instr.args[0]) else None
 
     chains, absorbed = [], set()
     for instr in reversed(program.instrs):
-        if instr.out in absorbed:
-            continue
-        if factors(instr):
-            chains.append((instr.out, None, [factors(instr)], frozenset()))
+        op = instr.op
+        if op is not ADD and op is not MUL or instr.out in absorbed:
+            continue  # (only an add starts a chain longer than one product)
+        if op is MUL:
+            first = factors(instr)
+            if first:
+                chains.append((instr.out, None, [first], frozenset()))
             continue
         node, terms, internal, init = instr, [], set(), None
         while node is not None and node.op is ADD:
