@@ -21,6 +21,7 @@ way; see `_flush_convolution`. `lift` returns None, and the caller takes the sca
 whenever a layer is used in a way this does not cover: a weight or bias read anywhere else, or
 an input of a layer read by anything but that layer.
 """
+import collections
 import itertools
 
 from codegen import loops, recover
@@ -80,10 +81,12 @@ class _Walk:
         self.outers = []
         self.owner = {}         # chain register -> its layer (or pixel of a convolution)
         self.finals = set()     # the chains' last registers: y[m] of every layer and pixel
+        self.chain_of = {}      # y[m] -> (its layer or pixel, m)
         for layer in list(layers) + self.pixels:
             self.owner.update(dict.fromkeys(layer.internal, layer))
             self.owner.update(dict.fromkeys(layer.outs, layer))
             self.finals.update(layer.outs)
+            self.chain_of.update((y, (layer, m)) for m, y in enumerate(layer.outs))
         self.corrs = []         # the convolutions' weight and bias gradients, and dx
         self.done = set()       # convolutions whose backward has run
         self.vector_of = {}     # a layer's vector register -> that layer
@@ -119,11 +122,12 @@ class _Walk:
                     return False
                 self.upstream[family] = upstream
         self.deferred = {family: [] for family in self.upstream}
+        owner, finals, needs, visit = self.owner, self.finals, self.needs, self._visit
         for instr in reversed(self.order):
             # only the chains' last registers: their products and partial sums have no step
             # of their own (nor does anything wait on them), their layer's is taken whole
-            inner = instr.out in self.owner and instr.out not in self.finals
-            if instr.out in self.needs and not inner and not self._visit(instr):
+            out = instr.out
+            if out in needs and (out not in owner or out in finals) and not visit(instr):
                 return False
         for layer in [g for g in self.pending if g not in self.family]:
             if not self._flush(layer):
@@ -163,41 +167,55 @@ class _Walk:
     def _upstream(self, family):
         """The instructions a convolution's inputs depend on (that need adjoints), if nothing
         else reads what they compute: then running their backward after the convolution's
-        changes no order of any sum. Else None."""
-        chains = set().union(*(g.internal for g in family))
+        changes no order of any sum. Else None.
+
+        A chain met on the way (an earlier layer's or convolution's y[m]) is crossed in one
+        step, to its inputs: its products and partial sums are read by the chain alone and
+        have no step of their own in the walk (LeNet-5's first convolution has 235k). So that
+        nothing else reads what they compute is checked by counting: the reads of each
+        register by the instructions found, the chains crossed and the family's products
+        must be all of its reads."""
+        M = family[0].shape[0]
         stack = [v for g in family for v in g.vector if isinstance(v, str) and v in self.needs]
-        upstream = set()
+        upstream, reads = set(), collections.Counter()
+        for g in family:  # each of its M chains reads each input once
+            for v in g.vector:
+                reads[v] += M
         while stack:
             r = stack.pop()
             if r in upstream or r not in self.defined or r not in self.needs:
                 continue
             upstream.add(r)
-            stack.extend(self.defined[r].args)  # literals too: no register defines them
-        for r in upstream:
-            for reader in self.readers.get(r, ()):
-                if reader is None or (reader.out not in upstream and reader.out not in chains):
-                    return None
+            if r in self.chain_of:  # the inputs its chain reads: x[j] (each once), init[m]
+                layer, m = self.chain_of[r]
+                args = layer.vector + (() if layer.init is None else (layer.init[m],))
+            else:
+                args = self.defined[r].args
+            stack.extend(args)  # literals too: no register defines them
+            reads.update(args)
+        if any(reads[r] != len(self.readers.get(r, ())) for r in upstream):
+            return None  # read by something else (or an output)
         return upstream
 
     def _only_its_products_read(self, family):
         """Each weight and bias of a layer (a family of one) or a convolution is read once per
         pixel, by that pixel's chain, and each input that needs an adjoint only by the family's
         products (so their transposed product is its whole adjoint)."""
+        # Counted, not looked at (LeNet-5's second convolution's weights have 240k reads):
+        # each pixel's chains read each weight once (a group's weights are distinct), each
+        # bias once (its chain's first add), and each input once per neuron (a product), so
+        # any read beyond those is someone else's.
         first = family[0]
         M, L = first.shape
-        owned = set().union(*(g.internal for g in family))
-        outs = set().union(*(g.outs for g in family))  # a bias's add may be the chain's last
         params = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
         params += [a for a in first.init or () if isinstance(a, str)]
-        for p in params:
-            readers = self.readers.get(p, ())
-            if len(readers) != len(family) or any(
-                    r is None or (r.out not in owned and r.out not in outs) for r in readers):
-                return False
-        for v in {v for g in family for v in g.vector if isinstance(v, str) and v in self.needs}:
-            if any(r is None or r.out not in owned for r in self.readers[v]):
-                return False
-        return True
+        if any(len(self.readers.get(p, ())) != len(family) for p in params):
+            return False
+        needed = collections.Counter(v for g in family for v in g.vector
+                                     if isinstance(v, str) and v in self.needs)
+        if needed and L == 1 and first.init is None:
+            return False  # each chain one product: the neurons' own outputs read the inputs
+        return all(len(self.readers[v]) == M * n for v, n in needed.items())
 
     def _scalar(self, instr):
         """grad's own step for one instruction (the builder holds only the backward)."""
