@@ -264,7 +264,10 @@ class Conv:
     def __init__(self, pixels):
         self.pixels = tuple(pixels)
         self.outs = tuple(y for pixel in self.pixels for y in pixel.outs)
-        self.internal = frozenset().union(*(pixel.internal for pixel in self.pixels))
+        # none to leave out (as a Gather): the program lift schedules a Conv in holds none of
+        # its chains' products and sums (LeNet-5: 700k registers, which find_elementwise and
+        # schedule each copied into a set, to find none of them)
+        self.internal = frozenset()
 
 
 @dataclass(frozen=True)
