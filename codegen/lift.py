@@ -22,7 +22,6 @@ whenever a layer is used in a way this does not cover: a weight or bias read any
 an input of a layer read by anything but that layer.
 """
 import collections
-import itertools
 
 from codegen import loops, recover
 from codegen.grad import (_atom, _depends_on, _first_term, _name_adjoint, _topo_order,
@@ -74,7 +73,7 @@ class _Walk:
         self.pixels = [g for family in convolutions for g in family]
         self.family = {g: family for family in convolutions for g in family}
         self.defined, self.readers = flow.defined, flow.readers
-        self.builder = Builder(prefix='t', taken=itertools.chain(program.inputs, self.defined))
+        self.builder = Builder(prefix='t', taken=program.inputs, reserved=self.defined)
         self.needs = _depends_on(program, param_set)
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
@@ -301,24 +300,24 @@ class _Walk:
     def _inputs_adjoint(self, family, g):
         """Each input's adjoint: its terms W[m, j] * g[p][m] in the order the engine's backward
         visits the products (the first taken as it is), as one Gather over all inputs."""
-        wanted = [(pixel, j, v) for pixel in family for j, v in enumerate(pixel.vector)
-                  if isinstance(v, str) and v in self.needs]
+        wanted = {v for pixel in family for v in pixel.vector
+                  if isinstance(v, str) and v in self.needs}
         if not wanted:
             return
         first = family[0]
         M, L = first.shape
-        # (m, weight index) for each input j: the same for every pixel (one base and strides)
-        columns = [[(m, first.weight_index(m, j)) for m in range(M)] for j in range(L)]
-        rank = {}  # (pixel, weight index) -> minus the position of its product
-        for column in columns:
-            for _, k in column:
+        # Each product reading weight k (one per pixel) is a term of its pixel's input j:
+        # (minus its position, k, g[pixel][m]), which sort in the order the backward visits
+        # them. One pass over the products, as they read the weights.
+        terms = {v: [] for v in wanted}  # input register -> its terms
+        position, owner = self.position, self.owner
+        for m in range(M):
+            for j in range(L):
+                k = first.weight_index(m, j)
                 for r in self.readers[self.params[k]]:
-                    rank[id(self.owner[r.out]), k] = -self.position[r.out]
-        terms = {}  # input register -> [(rank, weight index, g register)]
-        for pixel, j, v in wanted:
-            input_terms = terms.setdefault(v, [])
-            for m, k in columns[j]:
-                input_terms.append((rank[id(pixel), k], k, g[pixel][m]))
+                    pixel = owner[r.out]
+                    if pixel.vector[j] in terms:
+                        terms[pixel.vector[j]].append((-position[r.out], k, g[pixel][m]))
         inputs = sorted(terms, key=lambda v: self.position[self.defined[v].out]
                         if v in self.defined else -1)
         outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in inputs)
@@ -346,7 +345,7 @@ class _Walk:
     def _pixel_order(self, parameter):
         """The pixels whose chains read `parameter`, in the order the backward visits them."""
         readers = [r.out for r in self.readers[parameter]]
-        return tuple(self.owner[r] for r in self._in_visit_order(readers))
+        return tuple(map(self.owner.__getitem__, self._in_visit_order(readers)))
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""
