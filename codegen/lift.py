@@ -355,11 +355,12 @@ class _Walk:
         # instruction that followed it); none for the chains' inner registers, which no
         # schedule places (their groups replace them)
         forward, position = [], {}
+        owner, finals = self.owner, self.finals
         for k, instr in enumerate(self.program.instrs):
-            if instr.out not in self.owner:
+            if instr.out not in owner:
                 forward.append(instr)
                 position[instr.out] = k
-            elif instr.out in self.finals:
+            elif instr.out in finals:
                 position[instr.out] = k
         start = len(self.program.instrs)
         for k, instr in enumerate(scalar_backward):

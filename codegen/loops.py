@@ -224,6 +224,8 @@ def allocate(program, n_params, order, outers):
         """A slot holding `atom` for every row (a parameter or literal gets one, filled once
         per chunk), for statements that read whole rows."""
         nonlocal count
+        if atom in slot:  # a row-varying register (most are: LeNet-5 asks 370k times)
+            return slot[atom]
         value = operand(atom)
         if isinstance(value, int):
             return value

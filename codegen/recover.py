@@ -132,7 +132,7 @@ def find_chains(program, n_params, flow=None):
                 chains.append((instr.out, None, [first], frozenset()))
             continue
         node, terms, internal, init = instr, [], set(), None
-        while node is not None and node.op is ADD:
+        while node is not None:  # an add
             a, b = node.args
             factor = product(b)
             term, rest = (b, a) if factor else (a, b)
@@ -141,9 +141,9 @@ def find_chains(program, n_params, flow=None):
                 break
             terms.append(factor)
             internal.add(term)
-            if step(rest):
+            node = step(rest)
+            if node is not None:
                 internal.add(rest)
-                node = defined[rest]
                 continue
             first = product(rest)
             if first:  # the first product, taken as it is
@@ -174,7 +174,7 @@ def find_dense(program, n_params, flow=None):
     """Dense groups: chains over the same vector, with affine parameter positions."""
     by_vector = {}
     for final, init, terms, internal in find_chains(program, n_params, flow):
-        key = (tuple(repr(v) for _, v in terms), init is None)
+        key = (tuple([repr(v) for _, v in terms]), init is None)
         by_vector.setdefault(key, []).append((final, init, terms, internal))
     groups = []
     for chains in by_vector.values():
