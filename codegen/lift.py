@@ -250,7 +250,7 @@ class _Walk:
             base = layer.weight_index(visits[0], 0)
             step = visits[1] - visits[0] if M > 1 else 0
             dx = recover.Dense(outs, tuple(g[m] for m in visits), None, base, layer.stride_j,
-                               step * layer.stride_m, frozenset())
+                               step * layer.stride_m, ())
         else:  # the neurons in an order no loop over m follows (a loss reading its logits
             # in its own order): each input's terms listed
             dx = recover.Gather(outs, tuple(tuple((layer.weight_index(m, j), g[m])

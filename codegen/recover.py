@@ -18,6 +18,7 @@ Nothing here decides correctness: a group is a claim about which instructions co
 and the loop level (loops.py) evaluates exactly the same operations in exactly the same order.
 What is not recognised stays scalar.
 """
+import itertools
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -37,7 +38,7 @@ class Dense:
     base: int
     stride_m: int
     stride_j: int
-    internal: frozenset  # the registers this group replaces (the final sums excluded)
+    internal: Tuple[str, ...]  # the registers it replaces, once each (not the final sums)
 
     @property
     def shape(self):
@@ -94,7 +95,8 @@ class Dataflow:
 
 def find_chains(program, n_params, flow=None):
     """Every chain of the program: (final register, init atom or None, [(param index, atom)],
-    internal registers). A product p*v that no chain absorbs is a chain of length one.
+    [internal registers]). A product p*v that no chain absorbs is a chain of length one.
+    (Lists, not sets: a chain meets each register once, and LeNet-5's chains have 700k.)
     `flow`: the program's Dataflow, when the caller has it."""
     param = {name: i for i, name in enumerate(program.inputs[:n_params])}
     flow = flow or Dataflow(program)
@@ -129,9 +131,9 @@ def find_chains(program, n_params, flow=None):
         if op is MUL:
             first = factors(instr)
             if first:
-                chains.append((instr.out, None, [first], frozenset()))
+                chains.append((instr.out, None, [first], []))
             continue
-        node, terms, internal, init = instr, [], set(), None
+        node, terms, internal, init = instr, [], [], None
         while node is not None:  # an add
             a, b = node.args
             factor = product(b)
@@ -140,21 +142,21 @@ def find_chains(program, n_params, flow=None):
             if not factor:
                 break
             terms.append(factor)
-            internal.add(term)
+            internal.append(term)
             node = step(rest)
             if node is not None:
-                internal.add(rest)
+                internal.append(rest)
                 continue
             first = product(rest)
             if first:  # the first product, taken as it is
                 terms.append(first)
-                internal.add(rest)
+                internal.append(rest)
             else:
                 init = rest
             node = None
         if terms:
-            chains.append((instr.out, init, terms[::-1], frozenset(internal)))
-            absorbed |= internal
+            chains.append((instr.out, init, terms[::-1], internal))
+            absorbed.update(internal)
     return chains
 
 
@@ -190,7 +192,8 @@ def find_dense(program, n_params, flow=None):
             continue
         init = None if chains[0][1] is None else tuple(c[1] for c in chains)
         groups.append(Dense(tuple(c[0] for c in chains), tuple(v for _, v in chains[0][2]),
-                            init, *affine, frozenset().union(*(c[3] for c in chains))))
+                            init, *affine,
+                            tuple(itertools.chain.from_iterable(c[3] for c in chains))))
     return groups
 
 
@@ -267,7 +270,7 @@ class Conv:
         # none to leave out (as a Gather): the program lift schedules a Conv in holds none of
         # its chains' products and sums (LeNet-5: 700k registers, which find_elementwise and
         # schedule each copied into a set, to find none of them)
-        self.internal = frozenset()
+        self.internal = ()
 
 
 @dataclass(frozen=True)
@@ -290,7 +293,7 @@ class Gather:
     order given, the first taken as it is. lift.py makes these."""
     outs: Tuple[str, ...]
     terms: Tuple[Tuple[Tuple[int, str], ...], ...]
-    internal: frozenset = frozenset()  # none: like a Dense group's, for find_elementwise
+    internal: Tuple[str, ...] = ()  # none: like a Dense group's, for find_elementwise
 
 
 MIN_ELEMENTWISE = 4  # fewer elements than this stay scalar
@@ -323,7 +326,7 @@ def find_elementwise(program, dense_groups, exclude=frozenset()):
     member = {r: (f, i) for f, regs in enumerate(families) for i, r in enumerate(regs)}
     replaced = set()
     for g in dense_groups:
-        replaced |= g.internal
+        replaced.update(g.internal)
     pending = [i for i in program.instrs
                if i.out not in replaced and i.out not in member and i.out not in exclude]
     groups = []
