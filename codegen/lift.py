@@ -94,6 +94,7 @@ class _Walk:
                 if isinstance(v, str):
                     self.vector_of[v] = layer
         self.pending = {}       # layer -> {y[m]: its adjoint} while its chains are visited
+        self.param_index = {p: k for k, p in enumerate(params)}
         self.flushed = 0
 
     def run(self, traced=False):
@@ -112,7 +113,8 @@ class _Walk:
         self.adjoint[target] = 1.0
         # trace walks the engine's topo_order of its output: the order _topo_order finds
         self.order = list(self.program.instrs) if traced else _topo_order(self.defined, target)
-        self.position = {instr.out: k for k, instr in enumerate(self.order)}
+        # (for a trace, the program's order: readers are listed in it, so no sorting by it)
+        self.position = None if traced else {instr.out: k for k, instr in enumerate(self.order)}
         self.upstream = {}  # convolution -> what its inputs are computed from
         for family in self.convolutions:
             if any(isinstance(v, str) and v in self.needs for g in family for v in g.vector):
@@ -306,23 +308,18 @@ class _Walk:
             return
         first = family[0]
         M, L = first.shape
-        # Each product reading weight k (one per pixel) is a term of its pixel's input j:
-        # (minus its position, k, g[pixel][m]), which sort in the order the backward visits
-        # them. One pass over the products, as they read the weights.
-        terms = {v: [] for v in wanted}  # input register -> its terms
-        position, owner = self.position, self.owner
-        for m in range(M):
-            for j in range(L):
-                k = first.weight_index(m, j)
-                for r in self.readers[self.params[k]]:
-                    pixel = owner[r.out]
-                    if pixel.vector[j] in terms:
-                        terms[pixel.vector[j]].append((-position[r.out], k, g[pixel][m]))
-        inputs = sorted(terms, key=lambda v: self.position[self.defined[v].out]
-                        if v in self.defined else -1)
+        row = {first.weight_index(m, j): m for m in range(M) for j in range(L)}
+        # An input's readers are the family's products (counted), W[m, j] * x: each is the
+        # term (k, g[its pixel][m]) of the input's adjoint
+        inputs, terms = self._in_topological_order(wanted), []
+        for v in inputs:
+            terms.append([])
+            for r in self._readers_in_visit_order(v):
+                k = self.param_index.get(r.args[0])
+                k = self.param_index[r.args[1]] if k is None else k
+                terms[-1].append((k, g[self.owner[r.out]][row[k]]))
         outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in inputs)
-        self.corrs.append(recover.Gather(outs, tuple(
-            tuple((k, gr) for _, k, gr in sorted(terms[v])) for v in inputs)))
+        self.corrs.append(recover.Gather(outs, tuple(tuple(t) for t in terms)))
         for v, out in zip(inputs, outs):
             self.adjoint[v] = Sym(out, self.builder)
 
@@ -331,21 +328,30 @@ class _Walk:
         its adjoint: descending topological position of their products."""
         M, L = layer.shape
         orders = []
-        for j in range(L):
+        for j, v in enumerate(layer.vector):  # v's readers: the M products of column j
             neuron = {self.readers[self.params[layer.weight_index(m, j)]][0].out: m
                       for m in range(M)}
-            orders.append(tuple(neuron[r] for r in self._in_visit_order(neuron)))
+            orders.append(tuple(neuron[r.out] for r in self._readers_in_visit_order(v)))
         return orders
 
-    def _in_visit_order(self, registers):
-        """`registers` in the order the engine's backward reaches them: descending
-        topological position (no two registers have the same)."""
-        return sorted(registers, key=self.position.__getitem__, reverse=True)
+    def _readers_in_visit_order(self, register):
+        """The instructions reading `register`, in the order the engine's backward reaches
+        them: descending topological position (no two have the same). Those of a trace are
+        listed in its order, which is the engine's: reversed, they are in it."""
+        readers = self.readers[register]
+        if self.position is None:
+            return readers[::-1]
+        return sorted(readers, key=lambda r: self.position[r.out], reverse=True)
+
+    def _in_topological_order(self, registers):
+        """`registers`, registers of the program, in ascending topological position."""
+        if self.position is not None:
+            return sorted(registers, key=self.position.__getitem__)
+        return [instr.out for instr in self.program.instrs if instr.out in registers]
 
     def _pixel_order(self, parameter):
         """The pixels whose chains read `parameter`, in the order the backward visits them."""
-        readers = [r.out for r in self.readers[parameter]]
-        return tuple(map(self.owner.__getitem__, self._in_visit_order(readers)))
+        return tuple(self.owner[r.out] for r in self._readers_in_visit_order(parameter))
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""
