@@ -351,7 +351,7 @@ class _Walk:
 
     def _pixel_order(self, parameter):
         """The pixels whose chains read `parameter`, in the order the backward visits them."""
-        return tuple(self.owner[r.out] for r in self._readers_in_visit_order(parameter))
+        return tuple([self.owner[r.out] for r in self._readers_in_visit_order(parameter)])
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""

@@ -87,10 +87,9 @@ class Dataflow:
         for literal in [a for a in readers if not isinstance(a, str)]:  # ... literals go after
             del readers[literal]
         self.readers = readers  # a register nobody reads: not there
-        self.once = {r for r, rs in readers.items() if len(rs) == 1}  # the registers read once
 
     def read_once(self, register):
-        return register in self.once
+        return len(self.readers.get(register, ())) == 1
 
 
 def find_chains(program, n_params, flow=None):
@@ -100,7 +99,7 @@ def find_chains(program, n_params, flow=None):
     `flow`: the program's Dataflow, when the caller has it."""
     param = {name: i for i, name in enumerate(program.inputs[:n_params])}
     flow = flow or Dataflow(program)
-    defined, once = flow.defined, flow.once
+    defined, readers = flow.defined, flow.readers
 
     def factors(instr):
         """(param index, other factor) if `instr` multiplies one parameter by something else."""
@@ -113,13 +112,13 @@ def find_chains(program, n_params, flow=None):
 
     # register -> factors of the instruction defining it, if nothing else reads it
     products = {instr.out: factors(instr) for instr in program.instrs
-                if instr.op is MUL and instr.out in once}
+                if instr.op is MUL and len(readers.get(instr.out, ())) == 1}
     product = products.get
 
     def step(atom):
         """The add defining `atom` if it is one step of a chain read only by the next step."""
         instr = defined.get(atom)  # (a literal is no key)
-        if instr is None or instr.op is not ADD or atom not in once:
+        if instr is None or instr.op is not ADD or len(readers[atom]) != 1:
             return None
         return instr if product(instr.args[1]) or product(instr.args[0]) else None
 
