@@ -8,7 +8,7 @@ name the generated code uses.
 import re
 
 from micrograd.engine import Value, topo_order
-from micrograd.ops import ADD, MUL, NEG, SUB, Node
+from micrograd.ops import ADD, MUL, NEG, OPS, SUB, Node
 
 from codegen.ir import Instr, Program, usable_name
 
@@ -153,6 +153,7 @@ def trace(outputs, inputs, name='f'):
         atoms[leaf] = builder.fresh(leaf.label, fallback=f'x{i}')
     input_names = tuple(atoms[leaf] for leaf in inputs)
     atom_of = atoms.__getitem__
+    table_ops = set(OPS.values())
     instrs = builder.instrs  # appended to directly: `Builder.append`, minus two calls a node
     for node in topo_order(outputs):
         if not node._args:  # an input (named above: inputs are leaves) or a literal
@@ -162,11 +163,27 @@ def trace(outputs, inputs, name='f'):
         if node._rule is None or node._custom_backward is not None:  # the engine runs that
             raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
                              '_backward, not a row in micrograd/ops.py; add the op there')
+        if node._rule not in table_ops or len(node._args) != node._rule.arity or \
+                (node._param is not None) != node._rule.param:
+            _refuse_op(node)
         out = builder.fresh(node.label) if node.label else builder.numbered()
         instrs.append(Instr(out, node._rule, tuple(map(atom_of, node._args)), node._param))
         atoms[node] = out
     return Program(name, input_names, tuple(instrs), tuple(atoms[v] for v in outputs),
                    tuple(output_name(v.label, i) for i, v in enumerate(outputs)))
+
+
+def _refuse_op(node):
+    """Raise what `ir.check` would say of this node's instruction: trace's programs pass it
+    by construction (names from `Builder.fresh`, each defined before use), save for an op
+    that is no row of the table or does not match it, which is refused here."""
+    op = node._rule
+    if OPS.get(getattr(op, 'name', None)) is not op:
+        raise ValueError(f'cannot generate code for op {node._op!r}: {op!r} is not a row of '
+                         'micrograd/ops.py (unknown op)')
+    if len(node._args) != op.arity:
+        raise ValueError(f'op {op.name} takes {op.arity} arguments, not {len(node._args)}')
+    raise ValueError(f'parameter presence does not match op {op.name}')
 
 
 def _check_inputs(inputs):

@@ -28,7 +28,7 @@ from codegen import abi, emit_loops, loops, validate
 from codegen.build import (DEFAULT_FLAGS, FAST_FLAGS, build, cached_library, compile_source,
                            load_library, remember_library)
 from codegen.emit_c import to_c
-from codegen.ir import check, format as format_program
+from codegen.ir import format as format_program
 from codegen.lift import lift
 from codegen.grad import grad
 from codegen.lower import trace
@@ -245,7 +245,9 @@ class Trainer:
         made at all (W2: 26k instructions fewer to differentiate, optimise and lower); else
         from the gradient program, as `to_c` chooses."""
         if self.loop_level is not False:
-            lifted = lift(check(self.traced_sample), self.n_params, traced=True)
+            # no `check` first: a trace passes it by construction (see lower._refuse_op),
+            # and it walked LeNet-5's 850k instructions to find nothing (0.6 s)
+            lifted = lift(self.traced_sample, self.n_params, traced=True)
             # a higher limit on the scalar statements left than to_c's: the other way needs
             # the scalar gradient program, which costs more to build than they cost to compile
             # (LeNet-5: 2.5M instructions, against 1,400 statements)
