@@ -153,7 +153,7 @@ def trace(outputs, inputs, name='f'):
         atoms[leaf] = builder.fresh(leaf.label, fallback=f'x{i}')
     input_names = tuple(atoms[leaf] for leaf in inputs)
     atom_of = atoms.__getitem__
-    table_ops = set(OPS.values())
+    table_ops, new_instr = set(OPS.values()), tuple.__new__
     instrs = builder.instrs  # appended to directly: `Builder.append`, minus two calls a node
     for node in topo_order(outputs):
         if not node._args:  # an input (named above: inputs are leaves) or a literal
@@ -167,7 +167,9 @@ def trace(outputs, inputs, name='f'):
                 (node._param is not None) != node._rule.param:
             _refuse_op(node)
         out = builder.fresh(node.label) if node.label else builder.numbered()
-        instrs.append(Instr(out, node._rule, tuple(map(atom_of, node._args)), node._param))
+        # Instr(...) without the Python-level __new__ of a NamedTuple (850k for LeNet-5)
+        instrs.append(new_instr(Instr, (out, node._rule, tuple(map(atom_of, node._args)),
+                                        node._param, '')))
         atoms[node] = out
     return Program(name, input_names, tuple(instrs), tuple(atoms[v] for v in outputs),
                    tuple(output_name(v.label, i) for i, v in enumerate(outputs)))
