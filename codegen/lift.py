@@ -24,8 +24,7 @@ an input of a layer read by anything but that layer.
 import collections
 
 from codegen import loops, recover
-from codegen.grad import (_atom, _depends_on, _first_term, _name_adjoint, _topo_order,
-                          backward_step)
+from codegen.grad import _atom, _first_term, _name_adjoint, _topo_order, backward_step
 from codegen.ir import Program
 from codegen.lower import Builder, Sym
 
@@ -74,7 +73,6 @@ class _Walk:
         self.family = {g: family for family in convolutions for g in family}
         self.defined, self.readers = flow.defined, flow.readers
         self.builder = Builder(prefix='t', taken=program.inputs, reserved=self.defined)
-        self.needs = _depends_on(program, param_set)
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
         self.outers = []
@@ -96,6 +94,13 @@ class _Walk:
         self.pending = {}       # layer -> {y[m]: its adjoint} while its chains are visited
         self.param_index = {p: k for k, p in enumerate(params)}
         self.flushed = 0
+        # The chains' products and partial sums have no step of their own in the walk
+        # (nothing waits on them; their layer's is taken whole), nor any place of their own
+        # in the loop program: the instructions left, with the chains' last, and their
+        # places in the program, are picked once (LeNet-5: 150k of 850k instructions)
+        self.outside = [(k, instr) for k, instr in enumerate(program.instrs)
+                        if instr.out not in self.owner or instr.out in self.finals]
+        self.needs = self._depends_on_params()
 
     def run(self, traced=False):
         """The reverse pass; False when the program leaves what `lift` covers. traced: see
@@ -123,13 +128,8 @@ class _Walk:
                     return False
                 self.upstream[family] = upstream
         self.deferred = {family: [] for family in self.upstream}
-        # only the chains' last registers: their products and partial sums have no step of
-        # their own (nor does anything wait on them), their layer's is taken whole. Those
-        # left, with their place in the program, are also what `loops` schedules: one pass
-        # over the program for both (LeNet-5: 850k instructions, 150k of them left)
+        # the instructions outside the chains, and the chains' last (see __init__)
         owner, finals, needs, visit = self.owner, self.finals, self.needs, self._visit
-        self.outside = [(k, instr) for k, instr in enumerate(self.program.instrs)
-                        if instr.out not in owner or instr.out in finals]
         walk = (instr for _, instr in reversed(self.outside)) if traced else \
             (instr for instr in reversed(self.order)
              if instr.out not in owner or instr.out in finals)
@@ -170,6 +170,17 @@ class _Walk:
                 return False
             return all(self._visit(later) for later in self.deferred.pop(family))
         return True
+
+    def _depends_on_params(self):
+        """The registers whose value depends on a parameter (only they need adjoints), as
+        grad's _depends_on finds them, but asked about outside the chains only: a chain's
+        last register does (each product has a weight), and the instructions outside the
+        chains are looked at in order (the products and sums inside are never asked about)."""
+        needs = set(self.param_set) | self.finals
+        for _, instr in self.outside:
+            if not needs.isdisjoint(instr.args):
+                needs.add(instr.out)
+        return needs
 
     def _upstream(self, family):
         """The instructions a convolution's inputs depend on (that need adjoints), if nothing

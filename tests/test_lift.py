@@ -10,7 +10,7 @@ from hypothesis import Phase, given, settings, strategies as st
 import codegen
 from codegen import emit_loops, lift, loops, recover
 from codegen.build import Compiled, compile_source
-from codegen.grad import _topo_order
+from codegen.grad import _depends_on, _topo_order
 from codegen.train import FAST_FLAGS, Trainer
 from micrograd.engine import Value
 from micrograd.nn import MLP
@@ -301,7 +301,9 @@ def test_a_small_lenet5_lifts_to_the_scalar_gradients_bits(tmp_path, monkeypatch
 
 def reader_based_checks(walk, family):
     """_only_its_products_read and _upstream as they were first written, looking at every
-    reader of every register, for the counting versions to be compared with."""
+    reader of every register (and what depends on a parameter found over every instruction,
+    as grad does), for the counting versions to be compared with."""
+    needs = _depends_on(walk.program, walk.param_set)
     owned = set().union(*(g.internal for g in family))
     outs = set().union(*(g.outs for g in family))
     first = family[0]
@@ -312,12 +314,12 @@ def reader_based_checks(walk, family):
         r is not None and (r.out in owned or r.out in outs) for r in walk.readers.get(p, ()))
         for p in params) and all(
         all(r is not None and r.out in owned for r in walk.readers[v])
-        for v in {v for g in family for v in g.vector if isinstance(v, str) and v in walk.needs})
-    stack = [v for g in family for v in g.vector if isinstance(v, str) and v in walk.needs]
+        for v in {v for g in family for v in g.vector if isinstance(v, str) and v in needs})
+    stack = [v for g in family for v in g.vector if isinstance(v, str) and v in needs]
     upstream = set()
     while stack:
         r = stack.pop()
-        if r in upstream or r not in walk.defined or r not in walk.needs:
+        if r in upstream or r not in walk.defined or r not in needs:
             continue
         upstream.add(r)
         stack.extend(walk.defined[r].args)
@@ -356,6 +358,8 @@ def test_the_counting_checks_agree_with_looking_at_every_reader(extra):
     convolutions = [tuple(f) for f in families.values() if len(f) > 1]
     assert len(convolutions) == 2
     walk = lift._Walk(forward, flow, forward.inputs[:len(params)], param_set, [], convolutions)
+    full = _depends_on(forward, param_set)  # over every instruction: the same outside chains
+    assert walk.needs == {r for r in full if r not in walk.owner or r in walk.finals}
     for family in convolutions:
         only, upstream = reader_based_checks(walk, family)
         assert walk._only_its_products_read(family) == only
