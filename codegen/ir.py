@@ -11,6 +11,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 
 from micrograd.ops import OPS, Op
 
+from codegen.abi import RESERVED_WORDS, USABLE_IDENTIFIER
 from codegen.abi import usable_name  # noqa: F401  (re-exported: the IR's names obey the ABI)
 
 Atom = Union[str, float]  # a register name or an inline literal
@@ -27,8 +28,7 @@ class Instr(NamedTuple):
     note: str = ''
 
     def __str__(self):
-        param = '' if self.param is None else f'[p={self.param!r}]'
-        return f'{self.out} = {self.op.name}{param} {" ".join(map(atom_text, self.args))}'
+        return instr_text(self)
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,25 @@ def atom_text(atom):
     return atom if isinstance(atom, str) else repr(atom)
 
 
+def instr_text(instr):
+    """`out = op[p=param] args`, an Instr's line in listings."""
+    try:  # registers only, most often: joined in one call (LeNet-5's listing has 850k lines)
+        args = ' '.join(instr.args)
+    except TypeError:
+        args = ' '.join(map(atom_text, instr.args))
+    param = '' if instr.param is None else f'[p={instr.param!r}]'
+    return f'{instr.out} = {instr.op.name}{param} {args}'
+
+
 def format(program):  # noqa: A001  (the printer, named like jaxpr's pretty-printer)
     """The jaxpr-style listing: `{ lambda inputs . let ... in ( outputs ) }`."""
     lines = [f'{{ lambda {" ".join(program.inputs)} .']
-    for i, instr in enumerate(program.instrs):
+    indent = '  let '
+    for instr in program.instrs:
         if instr.note:
             lines.append(f'      # {instr.note}')
-        lines.append(('  let ' if i == 0 else '      ') + str(instr))
+        lines.append(indent + instr_text(instr))
+        indent = '      '
     lines.append(f'  in ( {", ".join(map(atom_text, program.outputs))} ) }}')
     return '\n'.join(lines)
 
@@ -89,17 +101,33 @@ def check(program):
 
     for name in program.inputs:
         define(name)
+    # One loop, no call per instruction when all is well (LeNet-5: 850k of them): each op is
+    # looked up in the table once, and a name is only looked at again to say what is wrong.
+    usable, known_ops = USABLE_IDENTIFIER.match, set()
     for instr in program.instrs:
-        if OPS.get(instr.op.name) is not instr.op:
-            raise ValueError(f'{instr}: unknown op {instr.op!r}')
-        if len(instr.args) != instr.op.arity:
-            raise ValueError(f'{instr}: {instr.op.name} takes {instr.op.arity} arguments')
-        if (instr.param is not None) != instr.op.param:
-            raise ValueError(f'{instr}: parameter presence does not match op {instr.op.name}')
-        for atom in instr.args:
-            if not (isinstance(atom, str) and atom in defined):  # (most are: no call then)
-                use(atom, instr)  # formatted only in an error message
-        define(instr.out)
+        op = instr.op
+        if op not in known_ops:
+            if OPS.get(op.name) is not op:
+                raise ValueError(f'{instr}: unknown op {op!r}')
+            known_ops.add(op)
+        if len(instr.args) != op.arity:
+            raise ValueError(f'{instr}: {op.name} takes {op.arity} arguments')
+        if (instr.param is not None) != op.param:
+            raise ValueError(f'{instr}: parameter presence does not match op {op.name}')
+        try:  # all arguments registers defined before, in one call (most are)
+            all_defined = defined.issuperset(instr.args)
+        except TypeError:  # an unhashable argument: the loop below says what is wrong
+            all_defined = False
+        if not all_defined:
+            for atom in instr.args:
+                if not (isinstance(atom, str) and atom in defined):
+                    use(atom, instr)  # formatted only in an error message
+        out = instr.out
+        # usable_name's tests, its regex first: the others only for names it lets through
+        if not (isinstance(out, str) and usable(out)) or out in defined or \
+                out in RESERVED_WORDS or (len(out) > 1 and out.isupper()):
+            define(out)  # raises
+        defined.add(out)
     for atom in program.outputs:
         use(atom, 'the output list')
     return program

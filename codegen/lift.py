@@ -21,18 +21,21 @@ way; see `_flush_convolution`. `lift` returns None, and the caller takes the sca
 whenever a layer is used in a way this does not cover: a weight or bias read anywhere else, or
 an input of a layer read by anything but that layer.
 """
-import itertools
+import collections
 
 from codegen import loops, recover
-from codegen.grad import (_atom, _depends_on, _first_term, _name_adjoint, _topo_order,
-                          backward_step)
+from codegen.grad import _atom, _first_term, _name_adjoint, _topo_order, backward_step
 from codegen.ir import Program
 from codegen.lower import Builder, Sym
 
 
-def lift(program, n_params):
+def lift(program, n_params, traced=False):
     """The loop level of d program.outputs[0] / d (first n_params inputs), with the loss as
-    output 0 and the gradients after it (the layout of grad's), or None (see above)."""
+    output 0 and the gradients after it (the layout of grad's), or None (see above).
+
+    traced: the program is `lower.trace` of its one output (as the Trainer's is), so its
+    instructions are already in the order the engine's backward takes, and that order is not
+    worked out again (LeNet-5: 850k instructions, 0.6 s)."""
     params = program.inputs[:n_params]
     param_set = set(params)
     flow = recover.Dataflow(program)
@@ -45,7 +48,7 @@ def lift(program, n_params):
     layers = [family[0] for family in shared.values() if len(family) == 1]
     convolutions = [tuple(family) for family in shared.values() if len(family) > 1]
     walk = _Walk(program, flow, params, param_set, layers, convolutions)
-    if not walk.run():
+    if not walk.run(traced):
         return None
     return walk.loops()
 
@@ -69,17 +72,18 @@ class _Walk:
         self.pixels = [g for family in convolutions for g in family]
         self.family = {g: family for family in convolutions for g in family}
         self.defined, self.readers = flow.defined, flow.readers
-        self.builder = Builder(prefix='t', taken=itertools.chain(program.inputs, self.defined))
-        self.needs = _depends_on(program, param_set)
+        self.builder = Builder(prefix='t', taken=program.inputs, reserved=self.defined)
         self.adjoint = {}
         self.transposed = []    # (where in the builder's instructions, Dense): dx per layer
         self.outers = []
         self.owner = {}         # chain register -> its layer (or pixel of a convolution)
         self.finals = set()     # the chains' last registers: y[m] of every layer and pixel
+        self.chain_of = {}      # y[m] -> (its layer or pixel, m)
         for layer in list(layers) + self.pixels:
             self.owner.update(dict.fromkeys(layer.internal, layer))
             self.owner.update(dict.fromkeys(layer.outs, layer))
             self.finals.update(layer.outs)
+            self.chain_of.update((y, (layer, m)) for m, y in enumerate(layer.outs))
         self.corrs = []         # the convolutions' weight and bias gradients, and dx
         self.done = set()       # convolutions whose backward has run
         self.vector_of = {}     # a layer's vector register -> that layer
@@ -88,10 +92,19 @@ class _Walk:
                 if isinstance(v, str):
                     self.vector_of[v] = layer
         self.pending = {}       # layer -> {y[m]: its adjoint} while its chains are visited
+        self.param_index = {p: k for k, p in enumerate(params)}
         self.flushed = 0
+        # The chains' products and partial sums have no step of their own in the walk
+        # (nothing waits on them; their layer's is taken whole), nor any place of their own
+        # in the loop program: the instructions left, with the chains' last, and their
+        # places in the program, are picked once (LeNet-5: 150k of 850k instructions)
+        self.outside = [(k, instr) for k, instr in enumerate(program.instrs)
+                        if instr.out not in self.owner or instr.out in self.finals]
+        self.needs = self._depends_on_params()
 
-    def run(self):
-        """The reverse pass; False when the program leaves what `lift` covers."""
+    def run(self, traced=False):
+        """The reverse pass; False when the program leaves what `lift` covers. traced: see
+        `lift`."""
         for layer in self.layers:
             needed = [v for v in layer.vector if isinstance(v, str) and v in self.needs]
             if len(set(needed)) != len(needed):
@@ -103,8 +116,10 @@ class _Walk:
         if target not in self.needs:
             return False
         self.adjoint[target] = 1.0
-        self.order = _topo_order(self.defined, target)
-        self.position = {instr.out: k for k, instr in enumerate(self.order)}
+        # trace walks the engine's topo_order of its output: the order _topo_order finds
+        self.order = list(self.program.instrs) if traced else _topo_order(self.defined, target)
+        # (for a trace, the program's order: readers are listed in it, so no sorting by it)
+        self.position = None if traced else {instr.out: k for k, instr in enumerate(self.order)}
         self.upstream = {}  # convolution -> what its inputs are computed from
         for family in self.convolutions:
             if any(isinstance(v, str) and v in self.needs for g in family for v in g.vector):
@@ -113,11 +128,13 @@ class _Walk:
                     return False
                 self.upstream[family] = upstream
         self.deferred = {family: [] for family in self.upstream}
-        for instr in reversed(self.order):
-            # only the chains' last registers: their products and partial sums have no step
-            # of their own (nor does anything wait on them), their layer's is taken whole
-            inner = instr.out in self.owner and instr.out not in self.finals
-            if instr.out in self.needs and not inner and not self._visit(instr):
+        # the instructions outside the chains, and the chains' last (see __init__)
+        owner, finals, needs, visit = self.owner, self.finals, self.needs, self._visit
+        walk = (instr for _, instr in reversed(self.outside)) if traced else \
+            (instr for instr in reversed(self.order)
+             if instr.out not in owner or instr.out in finals)
+        for instr in walk:
+            if instr.out in needs and not visit(instr):
                 return False
         for layer in [g for g in self.pending if g not in self.family]:
             if not self._flush(layer):
@@ -154,44 +171,69 @@ class _Walk:
             return all(self._visit(later) for later in self.deferred.pop(family))
         return True
 
+    def _depends_on_params(self):
+        """The registers whose value depends on a parameter (only they need adjoints), as
+        grad's _depends_on finds them, but asked about outside the chains only: a chain's
+        last register does (each product has a weight), and the instructions outside the
+        chains are looked at in order (the products and sums inside are never asked about)."""
+        needs = set(self.param_set) | self.finals
+        for _, instr in self.outside:
+            if not needs.isdisjoint(instr.args):
+                needs.add(instr.out)
+        return needs
+
     def _upstream(self, family):
         """The instructions a convolution's inputs depend on (that need adjoints), if nothing
         else reads what they compute: then running their backward after the convolution's
-        changes no order of any sum. Else None."""
-        chains = set().union(*(g.internal for g in family))
+        changes no order of any sum. Else None.
+
+        A chain met on the way (an earlier layer's or convolution's y[m]) is crossed in one
+        step, to its inputs: its products and partial sums are read by the chain alone and
+        have no step of their own in the walk (LeNet-5's first convolution has 235k). So that
+        nothing else reads what they compute is checked by counting: the reads of each
+        register by the instructions found, the chains crossed and the family's products
+        must be all of its reads."""
+        M = family[0].shape[0]
         stack = [v for g in family for v in g.vector if isinstance(v, str) and v in self.needs]
-        upstream = set()
+        upstream, reads = set(), collections.Counter()
+        for g in family:  # each of its M chains reads each input once
+            for v in g.vector:
+                reads[v] += M
         while stack:
             r = stack.pop()
             if r in upstream or r not in self.defined or r not in self.needs:
                 continue
             upstream.add(r)
-            stack.extend(self.defined[r].args)  # literals too: no register defines them
-        for r in upstream:
-            for reader in self.readers.get(r, ()):
-                if reader is None or (reader.out not in upstream and reader.out not in chains):
-                    return None
+            if r in self.chain_of:  # the inputs its chain reads: x[j] (each once), init[m]
+                layer, m = self.chain_of[r]
+                args = layer.vector + (() if layer.init is None else (layer.init[m],))
+            else:
+                args = self.defined[r].args
+            stack.extend(args)  # literals too: no register defines them
+            reads.update(args)
+        if any(reads[r] != len(self.readers.get(r, ())) for r in upstream):
+            return None  # read by something else (or an output)
         return upstream
 
     def _only_its_products_read(self, family):
         """Each weight and bias of a layer (a family of one) or a convolution is read once per
         pixel, by that pixel's chain, and each input that needs an adjoint only by the family's
         products (so their transposed product is its whole adjoint)."""
+        # Counted, not looked at (LeNet-5's second convolution's weights have 240k reads):
+        # each pixel's chains read each weight once (a group's weights are distinct), each
+        # bias once (its chain's first add), and each input once per neuron (a product), so
+        # any read beyond those is someone else's.
         first = family[0]
         M, L = first.shape
-        owned = set().union(*(g.internal for g in family))
-        outs = set().union(*(g.outs for g in family))  # a bias's add may be the chain's last
         params = [self.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
         params += [a for a in first.init or () if isinstance(a, str)]
-        for p in params:
-            readers = self.readers.get(p, ())
-            if len(readers) != len(family) or any(
-                    r is None or (r.out not in owned and r.out not in outs) for r in readers):
-                return False
-        for v in {v for g in family for v in g.vector if isinstance(v, str) and v in self.needs}:
-            if any(r is None or r.out not in owned for r in self.readers[v]):
-                return False
-        return True
+        if any(len(self.readers.get(p, ())) != len(family) for p in params):
+            return False
+        needed = collections.Counter(v for g in family for v in g.vector
+                                     if isinstance(v, str) and v in self.needs)
+        if needed and L == 1 and first.init is None:
+            return False  # each chain one product: the neurons' own outputs read the inputs
+        return all(len(self.readers[v]) == M * n for v, n in needed.items())
 
     def _scalar(self, instr):
         """grad's own step for one instruction (the builder holds only the backward)."""
@@ -227,7 +269,7 @@ class _Walk:
             base = layer.weight_index(visits[0], 0)
             step = visits[1] - visits[0] if M > 1 else 0
             dx = recover.Dense(outs, tuple(g[m] for m in visits), None, base, layer.stride_j,
-                               step * layer.stride_m, frozenset())
+                               step * layer.stride_m, ())
         else:  # the neurons in an order no loop over m follows (a loss reading its logits
             # in its own order): each input's terms listed
             dx = recover.Gather(outs, tuple(tuple((layer.weight_index(m, j), g[m])
@@ -277,29 +319,24 @@ class _Walk:
     def _inputs_adjoint(self, family, g):
         """Each input's adjoint: its terms W[m, j] * g[p][m] in the order the engine's backward
         visits the products (the first taken as it is), as one Gather over all inputs."""
-        wanted = [(pixel, j, v) for pixel in family for j, v in enumerate(pixel.vector)
-                  if isinstance(v, str) and v in self.needs]
+        wanted = {v for pixel in family for v in pixel.vector
+                  if isinstance(v, str) and v in self.needs}
         if not wanted:
             return
         first = family[0]
         M, L = first.shape
-        # (m, weight index) for each input j: the same for every pixel (one base and strides)
-        columns = [[(m, first.weight_index(m, j)) for m in range(M)] for j in range(L)]
-        rank = {}  # (pixel, weight index) -> minus the position of its product
-        for column in columns:
-            for _, k in column:
-                for r in self.readers[self.params[k]]:
-                    rank[id(self.owner[r.out]), k] = -self.position[r.out]
-        terms = {}  # input register -> [(rank, weight index, g register)]
-        for pixel, j, v in wanted:
-            input_terms = terms.setdefault(v, [])
-            for m, k in columns[j]:
-                input_terms.append((rank[id(pixel), k], k, g[pixel][m]))
-        inputs = sorted(terms, key=lambda v: self.position[self.defined[v].out]
-                        if v in self.defined else -1)
+        row = {first.weight_index(m, j): m for m in range(M) for j in range(L)}
+        # An input's readers are the family's products (counted), W[m, j] * x: each is the
+        # term (k, g[its pixel][m]) of the input's adjoint
+        inputs, terms = self._in_topological_order(wanted), []
+        for v in inputs:
+            terms.append([])
+            for r in self._readers_in_visit_order(v):
+                k = self.param_index.get(r.args[0])
+                k = self.param_index[r.args[1]] if k is None else k
+                terms[-1].append((k, g[self.owner[r.out]][row[k]]))
         outs = tuple(self.builder.fresh('', fallback=f'g_{v}') for v in inputs)
-        self.corrs.append(recover.Gather(outs, tuple(
-            tuple((k, gr) for _, k, gr in sorted(terms[v])) for v in inputs)))
+        self.corrs.append(recover.Gather(outs, tuple(tuple(t) for t in terms)))
         for v, out in zip(inputs, outs):
             self.adjoint[v] = Sym(out, self.builder)
 
@@ -308,21 +345,30 @@ class _Walk:
         its adjoint: descending topological position of their products."""
         M, L = layer.shape
         orders = []
-        for j in range(L):
+        for j, v in enumerate(layer.vector):  # v's readers: the M products of column j
             neuron = {self.readers[self.params[layer.weight_index(m, j)]][0].out: m
                       for m in range(M)}
-            orders.append(tuple(neuron[r] for r in self._in_visit_order(neuron)))
+            orders.append(tuple(neuron[r.out] for r in self._readers_in_visit_order(v)))
         return orders
 
-    def _in_visit_order(self, registers):
-        """`registers` in the order the engine's backward reaches them: descending
-        topological position (no two registers have the same)."""
-        return sorted(registers, key=self.position.__getitem__, reverse=True)
+    def _readers_in_visit_order(self, register):
+        """The instructions reading `register`, in the order the engine's backward reaches
+        them: descending topological position (no two have the same). Those of a trace are
+        listed in its order, which is the engine's: reversed, they are in it."""
+        readers = self.readers[register]
+        if self.position is None:
+            return readers[::-1]
+        return sorted(readers, key=lambda r: self.position[r.out], reverse=True)
+
+    def _in_topological_order(self, registers):
+        """`registers`, registers of the program, in ascending topological position."""
+        if self.position is not None:
+            return sorted(registers, key=self.position.__getitem__)
+        return [instr.out for instr in self.program.instrs if instr.out in registers]
 
     def _pixel_order(self, parameter):
         """The pixels whose chains read `parameter`, in the order the backward visits them."""
-        readers = [r.out for r in self.readers[parameter]]
-        return tuple(self.owner[r] for r in self._in_visit_order(readers))
+        return tuple([self.owner[r.out] for r in self._readers_in_visit_order(parameter)])
 
     def loops(self):
         """The Loops program: the forward scalar code and layers, then the backward."""
@@ -331,13 +377,8 @@ class _Walk:
         # sort keys: the program's order, then the walk's (a layer's dx before the
         # instruction that followed it); none for the chains' inner registers, which no
         # schedule places (their groups replace them)
-        forward, position = [], {}
-        for k, instr in enumerate(self.program.instrs):
-            if instr.out not in self.owner:
-                forward.append(instr)
-                position[instr.out] = k
-            elif instr.out in self.finals:
-                position[instr.out] = k
+        forward = [instr for _, instr in self.outside if instr.out not in self.owner]
+        position = {instr.out: k for k, instr in self.outside}
         start = len(self.program.instrs)
         for k, instr in enumerate(scalar_backward):
             position[instr.out] = start + k

@@ -247,6 +247,8 @@ def allocate(program, n_params, order, outers):
         """A slot holding `atom` for every row (a parameter or literal gets one, filled once
         per chunk), for statements that read whole rows."""
         nonlocal count
+        if atom in slot:  # a row-varying register (most are: LeNet-5 asks 370k times)
+            return slot[atom]
         value = operand(atom)
         if isinstance(value, int):
             return value
@@ -471,10 +473,28 @@ def check(loops):
         elif not isinstance(a, (int, float, Param)):
             raise ValueError(f'{where}: bad operand {a!r:.40}')
 
+    def read_all(atoms, where):
+        """read() of each, in one set operation when all are slots written (most are)."""
+        try:
+            fine = written.issuperset(atoms)
+        except TypeError:  # an unhashable operand: read() says what is wrong
+            fine = False
+        if not fine:
+            for a in atoms:
+                read(a, where)
+
     def write(s, where):
         if not 0 <= s < loops.n_slots:
             raise ValueError(f'{where}: slot w{s} out of range')
         written.add(s)
+
+    def weights_in_range(group):
+        """Whether every weight of a Dense group is a parameter: its indices are affine in
+        (m, j), so the grid's corners are the least and greatest (LeNet-5's convolutions read
+        475k weights, pixel by pixel; each is looked at only when one is out of range)."""
+        M, L = group.shape
+        corners = [group.weight_index(m, j) for m in (0, M - 1) for j in (0, L - 1)]
+        return 0 <= min(corners) and max(corners) < n_params
 
     for s, d in loops.inputs:
         write(s, 'input load')
@@ -487,6 +507,10 @@ def check(loops):
             for terms in statement.terms:
                 if not terms:
                     raise ValueError(f'{where}: an output without terms')
+                indices = [k for k, _ in terms]
+                if 0 <= min(indices) and max(indices) < n_params and \
+                        written.issuperset([slot for _, slot in terms]):
+                    continue  # (most are: no call per term)
                 for k, slot in terms:
                     parameter(k, where)
                     read(slot, where)
@@ -496,8 +520,7 @@ def check(loops):
         if isinstance(statement, Corr):
             g = statement.group
             for row in (statement.x or ()) + statement.g:
-                for a in row:
-                    read(a, where)
+                read_all(row, where)
             if any(len(row) != g.L for row in statement.x or ()) or \
                     any(len(row) != g.M for row in statement.g):
                 raise ValueError(f'{where}: a pixel with the wrong number of slots')
@@ -505,9 +528,8 @@ def check(loops):
                 write(statement.out + k, where)
             continue
         if isinstance(statement, (Map, Sum)):
-            for a in statement.args if isinstance(statement, Map) else \
-                    (statement.init,) + statement.terms:
-                read(a, where)
+            read_all(statement.args if isinstance(statement, Map) else
+                     (statement.init,) + statement.terms, where)
             write(statement.out, where)
             continue
         if isinstance(statement, Each):
@@ -521,10 +543,10 @@ def check(loops):
                 write(statement.out + m, where)
             continue
         M, L = statement.group.shape
-        for a in statement.vector + (statement.init or ()):
-            read(a, where)
+        read_all(statement.vector + (statement.init or ()), where)
+        in_range = weights_in_range(statement.group)
         for m in range(M):
-            for j in range(L):
+            for j in range(0 if in_range else L):
                 read(Param(statement.group.weight_index(m, j)), where)
             write(statement.out + m, where)
     summed = [k for k, a in enumerate(loops.outputs) if a is not None]

@@ -8,7 +8,7 @@ name the generated code uses.
 import re
 
 from micrograd.engine import Value, topo_order
-from micrograd.ops import ADD, MUL, NEG, SUB, Node
+from micrograd.ops import ADD, MUL, NEG, OPS, SUB, Node
 
 from codegen.ir import Instr, Program, usable_name
 
@@ -48,6 +48,19 @@ class Sym(Node):
     def __neg__(self): return self.builder.emit(NEG, (self,))
 
 
+class _Taken:
+    """A builder's taken names: those of `reserved`, read in place, and a set of the rest."""
+
+    def __init__(self, taken, reserved):
+        self.names, self.reserved = set(taken), reserved
+
+    def __contains__(self, name):
+        return name in self.names or name in self.reserved
+
+    def add(self, name):
+        self.names.add(name)
+
+
 class Builder:
     """Collects instructions, handing out fresh register names.
 
@@ -55,9 +68,12 @@ class Builder:
     op's own forward) and multiplication by the literal 1.0 or -1.0 (the latter becomes neg).
     """
 
-    def __init__(self, prefix='v', taken=()):
+    def __init__(self, prefix='v', taken=(), reserved=None):
+        """taken: names not to hand out; reserved: more of them, in a container of the
+        caller's that is looked up but not copied (lift's builder: the 850k registers of
+        LeNet-5's forward program, whose copy took 0.2 s)."""
         self.instrs, self.prefix, self.count = [], prefix, 0
-        self.taken = set(taken)
+        self.taken = set(taken) if reserved is None else _Taken(taken, reserved)
         self.suffix = {}  # base name -> next suffix to try
         self.note = ''
 
@@ -68,6 +84,14 @@ class Builder:
         while name is None or name in self.taken:
             name, self.count = f'{self.prefix}{self.count}', self.count + 1
         self.taken.add(name)
+        return name
+
+    def numbered(self):
+        """`fresh('')` without its lookups, for trace's builder: no label becomes a numbered
+        name (`register_name` refuses TEMPORARY ones), so only this counter hands them out and
+        they need no place in `taken` (LeNet-5's trace names 850k registers)."""
+        name = f'{self.prefix}{self.count}'
+        self.count += 1
         return name
 
     def _unused(self, base):
@@ -121,24 +145,47 @@ def trace(outputs, inputs, name='f'):
     inputs = list(inputs)
     _check_inputs(inputs)
     builder = Builder()
-    # id(Value) -> its atom: a register name, or the float of a leaf that is no input (a
-    # node's arguments are then its instruction's as they are: no Sym per node, no folding)
+    # Value -> its atom: a register name, or the float of a leaf that is no input (a node's
+    # arguments are then its instruction's as they are: no Sym per node, no folding). Values
+    # hash by identity; keyed by themselves, not id(), a lookup is one C call (LeNet-5: 1.7M)
     atoms = {}
     for i, leaf in enumerate(inputs):
-        atoms[id(leaf)] = builder.fresh(leaf.label, fallback=f'x{i}')
-    input_names = tuple(atoms[id(leaf)] for leaf in inputs)
+        atoms[leaf] = builder.fresh(leaf.label, fallback=f'x{i}')
+    input_names = tuple(atoms[leaf] for leaf in inputs)
+    atom_of = atoms.__getitem__
+    table_ops, new_instr = set(OPS.values()), tuple.__new__
+    instrs = builder.instrs  # appended to directly: `Builder.append`, minus two calls a node
     for node in topo_order(outputs):
         if not node._args:  # an input (named above: inputs are leaves) or a literal
-            if id(node) not in atoms:
-                atoms[id(node)] = float(node.data)
+            if node not in atoms:
+                atoms[node] = float(node.data)
             continue
         if node._rule is None or node._custom_backward is not None:  # the engine runs that
             raise ValueError(f'cannot generate code for op {node._op!r}: it has a hand-written '
                              '_backward, not a row in micrograd/ops.py; add the op there')
-        args = tuple([atoms[id(a)] for a in node._args])
-        atoms[id(node)] = builder.append(node._rule, args, node._param, node.label)
-    return Program(name, input_names, tuple(builder.instrs), tuple(atoms[id(v)] for v in outputs),
+        if node._rule not in table_ops or len(node._args) != node._rule.arity or \
+                (node._param is not None) != node._rule.param:
+            _refuse_op(node)
+        out = builder.fresh(node.label) if node.label else builder.numbered()
+        # Instr(...) without the Python-level __new__ of a NamedTuple (850k for LeNet-5)
+        instrs.append(new_instr(Instr, (out, node._rule, tuple(map(atom_of, node._args)),
+                                        node._param, '')))
+        atoms[node] = out
+    return Program(name, input_names, tuple(instrs), tuple(atoms[v] for v in outputs),
                    tuple(output_name(v.label, i) for i, v in enumerate(outputs)))
+
+
+def _refuse_op(node):
+    """Raise what `ir.check` would say of this node's instruction: trace's programs pass it
+    by construction (names from `Builder.fresh`, each defined before use), save for an op
+    that is no row of the table or does not match it, which is refused here."""
+    op = node._rule
+    if OPS.get(getattr(op, 'name', None)) is not op:
+        raise ValueError(f'cannot generate code for op {node._op!r}: {op!r} is not a row of '
+                         'micrograd/ops.py (unknown op)')
+    if len(node._args) != op.arity:
+        raise ValueError(f'op {op.name} takes {op.arity} arguments, not {len(node._args)}')
+    raise ValueError(f'parameter presence does not match op {op.name}')
 
 
 def _check_inputs(inputs):

@@ -18,7 +18,7 @@ Nothing here decides correctness: a group is a claim about which instructions co
 and the loop level (loops.py) evaluates exactly the same operations in exactly the same order.
 What is not recognised stays scalar.
 """
-import collections
+import itertools
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -38,7 +38,7 @@ class Dense:
     base: int
     stride_m: int
     stride_j: int
-    internal: frozenset  # the registers this group replaces (the final sums excluded)
+    internal: Tuple[str, ...]  # the registers it replaces, once each (not the final sums)
 
     @property
     def shape(self):
@@ -77,15 +77,16 @@ class Dataflow:
 
     def __init__(self, program):
         self.defined = {instr.out: instr for instr in program.instrs}
-        readers = collections.defaultdict(list)  # (no empty list made per read)
+        readers = {}
+        reading = readers.setdefault  # one call a read, no test of the argument's type ...
         for instr in program.instrs:
             for a in instr.args:
-                if isinstance(a, str):
-                    readers[a].append(instr)
+                reading(a, []).append(instr)
         for a in program.outputs:
-            if isinstance(a, str):
-                readers[a].append(None)
-        self.readers = dict(readers)  # a register nobody reads: not there
+            reading(a, []).append(None)
+        for literal in [a for a in readers if not isinstance(a, str)]:  # ... literals go after
+            del readers[literal]
+        self.readers = readers  # a register nobody reads: not there
 
     def read_once(self, register):
         return len(self.readers.get(register, ())) == 1
@@ -93,11 +94,12 @@ class Dataflow:
 
 def find_chains(program, n_params, flow=None):
     """Every chain of the program: (final register, init atom or None, [(param index, atom)],
-    internal registers). A product p*v that no chain absorbs is a chain of length one.
+    [internal registers]). A product p*v that no chain absorbs is a chain of length one.
+    (Lists, not sets: a chain meets each register once, and LeNet-5's chains have 700k.)
     `flow`: the program's Dataflow, when the caller has it."""
     param = {name: i for i, name in enumerate(program.inputs[:n_params])}
     flow = flow or Dataflow(program)
-    defined, read_once = flow.defined, flow.read_once
+    defined, readers = flow.defined, flow.readers
 
     def factors(instr):
         """(param index, other factor) if `instr` multiplies one parameter by something else."""
@@ -108,28 +110,30 @@ def find_chains(program, n_params, flow=None):
             return None
         return (param[a], b) if a in param else (param[b], a)
 
-    products = {}  # register -> factors of the instruction defining it, if nothing else reads it
-    for instr in program.instrs:
-        if instr.op is MUL and read_once(instr.out):
-            products[instr.out] = factors(instr)
+    # register -> factors of the instruction defining it, if nothing else reads it
+    products = {instr.out: factors(instr) for instr in program.instrs
+                if instr.op is MUL and len(readers.get(instr.out, ())) == 1}
     product = products.get
 
     def step(atom):
         """The add defining `atom` if it is one step of a chain read only by the next step."""
-        instr = defined.get(atom) if isinstance(atom, str) else None
-        if instr is None or instr.op is not ADD or not read_once(atom):
+        instr = defined.get(atom)  # (a literal is no key)
+        if instr is None or instr.op is not ADD or len(readers[atom]) != 1:
             return None
         return instr if product(instr.args[1]) or product(instr.args[0]) else None
 
     chains, absorbed = [], set()
     for instr in reversed(program.instrs):
-        if instr.out in absorbed:
+        op = instr.op
+        if op is not ADD and op is not MUL or instr.out in absorbed:
+            continue  # (only an add starts a chain longer than one product)
+        if op is MUL:
+            first = factors(instr)
+            if first:
+                chains.append((instr.out, None, [first], []))
             continue
-        if factors(instr):
-            chains.append((instr.out, None, [factors(instr)], frozenset()))
-            continue
-        node, terms, internal, init = instr, [], set(), None
-        while node is not None and node.op is ADD:
+        node, terms, internal, init = instr, [], [], None
+        while node is not None:  # an add
             a, b = node.args
             factor = product(b)
             term, rest = (b, a) if factor else (a, b)
@@ -137,21 +141,21 @@ def find_chains(program, n_params, flow=None):
             if not factor:
                 break
             terms.append(factor)
-            internal.add(term)
-            if step(rest):
-                internal.add(rest)
-                node = defined[rest]
+            internal.append(term)
+            node = step(rest)
+            if node is not None:
+                internal.append(rest)
                 continue
             first = product(rest)
             if first:  # the first product, taken as it is
                 terms.append(first)
-                internal.add(rest)
+                internal.append(rest)
             else:
                 init = rest
             node = None
         if terms:
-            chains.append((instr.out, init, terms[::-1], frozenset(internal)))
-            absorbed |= internal
+            chains.append((instr.out, init, terms[::-1], internal))
+            absorbed.update(internal)
     return chains
 
 
@@ -171,7 +175,7 @@ def find_dense(program, n_params, flow=None):
     """Dense groups: chains over the same vector, with affine parameter positions."""
     by_vector = {}
     for final, init, terms, internal in find_chains(program, n_params, flow):
-        key = (tuple(repr(v) for _, v in terms), init is None)
+        key = (tuple([repr(v) for _, v in terms]), init is None)
         by_vector.setdefault(key, []).append((final, init, terms, internal))
     groups = []
     for chains in by_vector.values():
@@ -187,7 +191,8 @@ def find_dense(program, n_params, flow=None):
             continue
         init = None if chains[0][1] is None else tuple(c[1] for c in chains)
         groups.append(Dense(tuple(c[0] for c in chains), tuple(v for _, v in chains[0][2]),
-                            init, *affine, frozenset().union(*(c[3] for c in chains))))
+                            init, *affine,
+                            tuple(itertools.chain.from_iterable(c[3] for c in chains))))
     return groups
 
 
@@ -262,7 +267,10 @@ class Conv:
     def __init__(self, pixels):
         self.pixels = tuple(pixels)
         self.outs = tuple(y for pixel in self.pixels for y in pixel.outs)
-        self.internal = frozenset().union(*(pixel.internal for pixel in self.pixels))
+        # none to leave out (as a Gather): the program lift schedules a Conv in holds none of
+        # its chains' products and sums (LeNet-5: 700k registers, which find_elementwise and
+        # schedule each copied into a set, to find none of them)
+        self.internal = ()
 
 
 @dataclass(frozen=True)
@@ -285,7 +293,7 @@ class Gather:
     order given, the first taken as it is. lift.py makes these."""
     outs: Tuple[str, ...]
     terms: Tuple[Tuple[Tuple[int, str], ...], ...]
-    internal: frozenset = frozenset()  # none: like a Dense group's, for find_elementwise
+    internal: Tuple[str, ...] = ()  # none: like a Dense group's, for find_elementwise
 
 
 MIN_SUM = 8  # shorter sums stay scalar: a loop would cost more than it saves
@@ -360,7 +368,7 @@ def find_elementwise(program, dense_groups, exclude=frozenset(), seeds=()):
     member = {r: (f, i) for f, regs in enumerate(families) for i, r in enumerate(regs)}
     replaced = set()
     for g in dense_groups:
-        replaced |= g.internal
+        replaced.update(g.internal)
     pending = [i for i in program.instrs
                if i.out not in replaced and i.out not in member and i.out not in exclude]
     groups = []

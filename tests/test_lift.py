@@ -11,6 +11,7 @@ from hypothesis import Phase, given, settings, strategies as st
 import codegen
 from codegen import emit_loops, lift, loops, recover
 from codegen.build import Compiled, compile_source
+from codegen.grad import _depends_on, _topo_order
 from codegen.train import FAST_FLAGS, Trainer
 from micrograd.engine import Value
 from micrograd.nn import MLP
@@ -35,6 +36,10 @@ def check_lift(forward, gradient, n_params, params, rows, tmp_path, monkeypatch)
     use_private_cache(tmp_path, monkeypatch)
     lifted = lift.lift(forward, n_params)
     assert lifted is not None, 'lift refused a program it should cover'
+    # a trace's instructions are in the engine's order already (the Trainer says so)
+    assert _topo_order({i.out: i for i in forward.instrs}, forward.outputs[0]) == \
+        list(forward.instrs)
+    assert str(lift.lift(forward, n_params, traced=True)) == str(lifted)
     loops.check(lifted)
     expected_rows = [codegen.evaluate(gradient, list(params) + row) for row in rows]
     expected_sum = ordered_sum(gradient, params, rows)
@@ -296,3 +301,75 @@ def test_a_small_lenet5_lifts_to_the_scalar_gradients_bits(tmp_path, monkeypatch
                         tmp_path, monkeypatch)
     kinds = {type(s).__name__ for s in lifted.body}
     assert {'Conv', 'Corr', 'Gather'} <= kinds
+
+
+def reader_based_checks(walk, family):
+    """_only_its_products_read and _upstream as they were first written, looking at every
+    reader of every register (and what depends on a parameter found over every instruction,
+    as grad does), for the counting versions to be compared with."""
+    needs = _depends_on(walk.program, walk.param_set)
+    owned = set().union(*(g.internal for g in family))
+    outs = set().union(*(g.outs for g in family))
+    first = family[0]
+    M, L = first.shape
+    params = [walk.params[first.weight_index(m, j)] for m in range(M) for j in range(L)]
+    params += [a for a in first.init or () if isinstance(a, str)]
+    only = all(len(walk.readers.get(p, ())) == len(family) and all(
+        r is not None and (r.out in owned or r.out in outs) for r in walk.readers.get(p, ()))
+        for p in params) and all(
+        all(r is not None and r.out in owned for r in walk.readers[v])
+        for v in {v for g in family for v in g.vector if isinstance(v, str) and v in needs})
+    stack = [v for g in family for v in g.vector if isinstance(v, str) and v in needs]
+    upstream = set()
+    while stack:
+        r = stack.pop()
+        if r in upstream or r not in walk.defined or r not in needs:
+            continue
+        upstream.add(r)
+        stack.extend(walk.defined[r].args)
+    if any(reader is None or (reader.out not in upstream and reader.out not in owned)
+           for r in upstream for reader in walk.readers.get(r, ())):
+        upstream = None
+    return only, upstream
+
+
+@pytest.mark.parametrize('extra', [None, 'pooled', 'first conv output', 'bias', 'weight', 'image'])
+def test_the_counting_checks_agree_with_looking_at_every_reader(extra):
+    """A convolution after a convolution, with one more read of some register added to the
+    loss: the checks that count reads (_only_its_products_read, _upstream) decide as the ones
+    that look at each reader, and their upstream is that one without the chains' insides."""
+    from micrograd.nn import AvgPool2d, Conv2d, Flatten, Layer, Sequential
+    rng = random.Random(5)
+    conv1 = Conv2d(1, 3, 3, activation='relu', rng=rng)
+    pool, conv2 = AvgPool2d(2), Conv2d(3, 4, 2, activation='tanh', rng=rng)
+    head = Sequential(Flatten(), Layer(36, 1, activation='linear', rng=rng))
+    pixels = [Value(0.0, label=f'x{i}') for i in range(100)]
+    first = conv1([[pixels[10 * r:10 * r + 10] for r in range(10)]])
+    pooled = pool(first)
+    loss = head(conv2(pooled))
+    loss = loss[0] if isinstance(loss, list) else loss
+    params = conv1.parameters() + conv2.parameters() + head.parameters()
+    loss = loss + {None: 0.0, 'pooled': pooled[1][2][2], 'first conv output': first[2][3][4],
+                   'bias': conv2.parameters()[-1], 'weight': conv1.parameters()[4],
+                   'image': pixels[33]}[extra]
+    forward = codegen.trace(loss, params + pixels, 'sample')
+    flow = recover.Dataflow(forward)
+    param_set = set(forward.inputs[:len(params)])
+    groups = recover.find_dense(forward, len(params), flow)
+    families = {}
+    for g in groups:
+        families.setdefault((g.shape, g.base, g.stride_m, g.stride_j, g.init), []).append(g)
+    convolutions = [tuple(f) for f in families.values() if len(f) > 1]
+    assert len(convolutions) == 2
+    walk = lift._Walk(forward, flow, forward.inputs[:len(params)], param_set, [], convolutions)
+    full = _depends_on(forward, param_set)  # over every instruction: the same outside chains
+    assert walk.needs == {r for r in full if r not in walk.owner or r in walk.finals}
+    for family in convolutions:
+        only, upstream = reader_based_checks(walk, family)
+        assert walk._only_its_products_read(family) == only
+        counted = walk._upstream(family)
+        if upstream is None or counted is None:
+            assert counted is upstream
+        else:
+            inside = set().union(*(p.internal for f in convolutions for p in f))
+            assert counted == upstream - inside

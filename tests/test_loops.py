@@ -287,6 +287,26 @@ def test_the_checker_refuses_a_slot_read_before_it_is_written():
         loops.check(broken)
 
 
+@pytest.mark.parametrize('corner', [(0, 0), (-1, -1)])
+def test_the_checker_refuses_a_weight_out_of_range(corner):
+    # the checker looks at a Dense group's corners only (its weights are affine in m, j)
+    program, n_params, _ = mlp_sample(2, [8, 8, 1], None)
+    lowered = loops.lower(program, n_params)
+    dense = next(s for s in lowered.body if isinstance(s, loops.Dense))
+    M, L = dense.group.shape
+    index = dense.group.weight_index(range(M)[corner[0]], range(L)[corner[1]])
+    assert index in (min(dense.group.weight_index(m, j) for m in range(M) for j in range(L)),
+                     max(dense.group.weight_index(m, j) for m in range(M) for j in range(L)))
+    group = dense.group.__class__(**{**dense.group.__dict__,
+                                     'base': dense.group.base - index - 1 if corner == (0, 0)
+                                     else dense.group.base + n_params - index})
+    body = tuple(loops.Dense(group, s.out, s.vector, s.init) if s is dense else s
+                 for s in lowered.body)
+    broken = lowered.__class__(**{**lowered.__dict__, 'body': body})
+    with pytest.raises(ValueError, match='parameter -?[0-9]+ out of range'):
+        loops.check(broken)
+
+
 def test_the_checker_refuses_an_output_summed_twice():
     program, n_params, _ = mlp_sample(2, [8, 8, 1], None)
     lowered = loops.lower(program, n_params)

@@ -88,6 +88,7 @@ def test_labels_that_are_not_safe_in_python_and_c_fall_back_to_numbered_names(la
     program = codegen.trace(y, [x])
     assert program.inputs == ('x0',)
     assert program.instrs[0].out == 'v0'
+    assert codegen.check(program)  # the Trainer lifts a trace without checking it again
 
 
 def test_a_label_used_twice_names_only_the_first_register():
@@ -163,3 +164,20 @@ def test_a_label_that_is_not_text_is_treated_as_text_or_ignored_not_a_crash(labe
     y.label = label
     program = codegen.trace(y, [x])
     assert codegen.check(program) and codegen.evaluate(program, [0.0]) == (1.0,)
+
+
+def test_an_op_that_is_no_row_of_the_table_is_refused_when_traced():
+    # the Trainer does not run ir.check on a trace: trace refuses what check would
+    from micrograd.ops import TANH, Op
+    x = Value(0.5)
+    evil = Op('tanh', 'tanh', 1, TANH.fwd, TANH.grad, 'evil({0})')
+    with pytest.raises(ValueError, match='unknown op'):
+        codegen.trace(x._record(evil, (x,)), [x])
+    y = x.tanh()
+    y._param = 2.0  # tanh takes no parameter
+    with pytest.raises(ValueError, match='parameter'):
+        codegen.trace(y, [x])
+    z = x.tanh()
+    z._args = (x, x)
+    with pytest.raises(ValueError, match='arguments'):
+        codegen.trace(z, [x])
