@@ -282,10 +282,10 @@ def compile_source(source, flags=DEFAULT_FLAGS, cc=None):
 
 
 def _compile_units(first, more, compiler, flags):
-    """Compile `first`, then each source of `more`, in parallel; the last unit is written only
-    once all are known, with the cache key of all of them (see `_with_key`)."""
+    """Compile `first` and each source of `more` in parallel, each as soon as it is produced;
+    then one more unit, the function returning the cache key of all of them (`_with_key`)."""
     root, tag = cache_dir(), f'{os.getpid()}-{next(_unit_count)}'
-    sources, paths, objects, jobs = [first], [], [], []
+    sources, paths, objects, jobs = [], [], [], []
 
     def start(text):
         path = os.path.join(root, f'unit-{tag}-{len(paths)}.c')
@@ -296,13 +296,13 @@ def _compile_units(first, more, compiler, flags):
                                      stderr=subprocess.PIPE, text=True))
     failed = True  # the sources of a failed compile stay, for its error message to name
     try:
-        for text in more:
-            start(sources[-1])
+        for text in itertools.chain([first], more):
             sources.append(text)
+            start(text)
         key = cache_key('\f'.join(sources), compiler, flags)
         library = os.path.join(root, key + '.so')
         if not os.path.exists(library):
-            start(_with_key(sources[-1], key))
+            start(_with_key('', key))
             for job, path in zip(jobs, paths):
                 _, errors = job.communicate()
                 if job.returncode != 0:
