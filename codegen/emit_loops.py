@@ -23,6 +23,15 @@ DEFINITIONS = r'''
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
 #define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
+#include <stdint.h>
+
+/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on. malloc's 16
+ * bytes would let a vector of 8 rows straddle two cache lines, or not, from one process to
+ * the next (W1 steps took 12 to 17 us); and two threads writing one line slow each other (W2:
+ * the halves of its weight-gradient sums shared a line in every row). */
+static double *mg_line_start(double *raw) {
+  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw %% 8)) %% 8 : NULL;
+}
 
 /* With AVX-512, some kernels are GNU C vector code (8 doubles a vector) doing the same
  * operations in the same order as their plain loops; elsewhere the plain loops. */
@@ -832,11 +841,15 @@ def _sum(loops, name, function=None):
     return f'''
 /* The outputs added up over n rows, row 0 first (each sum in row order). */
 {function or f'void {name}_sum'}(const double *params, const double *data, double *sum, long n) {{
-  double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
-  double *S = calloc({size} + 1, sizeof *S);
-  double *xt = malloc(MG_CHUNK * {_max_outer_width(loops)} * sizeof *xt);
+  double *raw[3], (*w)[MG_CHUNK], *S, *xt;
   long i, k, m, j;
   (void)m; (void)j;
+  raw[0] = malloc(({name}_SLOTS * MG_CHUNK + 8) * sizeof **raw);
+  raw[1] = calloc({size} + 1 + 8, sizeof **raw);
+  raw[2] = malloc((MG_CHUNK * {_max_outer_width(loops)} + 8) * sizeof **raw);
+  w = (double (*)[MG_CHUNK])mg_line_start(raw[0]);
+  S = mg_line_start(raw[1]);
+  xt = mg_line_start(raw[2]);
   for (k = 0; k < {n_out}; k++) sum[k] = w && S && xt ? 0.0 : NAN;
   for (i = 0; i < n && w && S && xt; i += MG_CHUNK) {{
     const long rows = n - i < MG_CHUNK ? n - i : MG_CHUNK;
@@ -846,7 +859,7 @@ def _sum(loops, name, function=None):
   if (w && S && xt) {{
 {_scatter_outer(loops)}
   }}
-  free(w); free(S); free(xt);
+  for (k = 0; k < 3; k++) free(raw[k]);
 }}
 '''
 
@@ -887,14 +900,6 @@ def _threaded_sum(loops, name, threads):
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#include <stdint.h>
-
-/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on: the threads
- * write next to each other's data, and two writing one cache line slow each other (W2: the
- * halves of its weight-gradient sums shared a line in every row: 15% of the second part). */
-static double *mg_line_start(double *raw) {{
-  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw % 8)) % 8 : NULL;
-}}
 
 /* The outputs added up over n rows, row 0 first, on up to {threads} threads: the same bits as
  * on one. 1: the chunks split between threads, keeping the slots the sums read.
@@ -974,7 +979,8 @@ def _batch(loops, name):
     return f'''
 /* The outputs of each of n rows. */
 void {name}_batch(const double *params, const double *data, double *out, long n) {{
-  double (*w)[MG_CHUNK] = malloc({name}_SLOTS * sizeof *w);
+  double *raw = malloc(({name}_SLOTS * MG_CHUNK + 8) * sizeof *raw);
+  double (*w)[MG_CHUNK] = (double (*)[MG_CHUNK])mg_line_start(raw);
   long i, k, r, m, j;
   (void)m; (void)j;
   for (i = 0; i < n && w; i += MG_CHUNK) {{
@@ -987,7 +993,7 @@ void {name}_batch(const double *params, const double *data, double *out, long n)
   }}
   if (!w)
     for (i = 0; i < n * {n_out}; i++) out[i] = NAN;
-  free(w);
+  free(raw);
 }}
 
 void {name}(const double *in, double *out) {{

@@ -23,6 +23,15 @@
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
 #define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
+#include <stdint.h>
+
+/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on. malloc's 16
+ * bytes would let a vector of 8 rows straddle two cache lines, or not, from one process to
+ * the next (W1 steps took 12 to 17 us); and two threads writing one line slow each other (W2:
+ * the halves of its weight-gradient sums shared a line in every row). */
+static double *mg_line_start(double *raw) {
+  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw % 8)) % 8 : NULL;
+}
 
 /* With AVX-512, some kernels are GNU C vector code (8 doubles a vector) doing the same
  * operations in the same order as their plain loops; elsewhere the plain loops. */
@@ -399,11 +408,15 @@ int layer_n_out(void) { return 21; }
 
 /* The outputs added up over n rows, row 0 first (each sum in row order). */
 void layer_sum(const double *params, const double *data, double *sum, long n) {
-  double (*w)[MG_CHUNK] = malloc(layer_SLOTS * sizeof *w);
-  double *S = calloc(16 + 1, sizeof *S);
-  double *xt = malloc(MG_CHUNK * 4 * sizeof *xt);
+  double *raw[3], (*w)[MG_CHUNK], *S, *xt;
   long i, k, m, j;
   (void)m; (void)j;
+  raw[0] = malloc((layer_SLOTS * MG_CHUNK + 8) * sizeof **raw);
+  raw[1] = calloc(16 + 1 + 8, sizeof **raw);
+  raw[2] = malloc((MG_CHUNK * 4 + 8) * sizeof **raw);
+  w = (double (*)[MG_CHUNK])mg_line_start(raw[0]);
+  S = mg_line_start(raw[1]);
+  xt = mg_line_start(raw[2]);
   for (k = 0; k < 21; k++) sum[k] = w && S && xt ? 0.0 : NAN;
   for (i = 0; i < n && w && S && xt; i += MG_CHUNK) {
     const long rows = n - i < MG_CHUNK ? n - i : MG_CHUNK;
@@ -415,12 +428,13 @@ void layer_sum(const double *params, const double *data, double *sum, long n) {
   for (m = 0; m < 4; m++)
     for (j = 0; j < 4; j++) sum[1 + m * 5 + j * 1] = S[0 + m * 4 + j];
   }
-  free(w); free(S); free(xt);
+  for (k = 0; k < 3; k++) free(raw[k]);
 }
 
 /* The outputs of each of n rows. */
 void layer_batch(const double *params, const double *data, double *out, long n) {
-  double (*w)[MG_CHUNK] = malloc(layer_SLOTS * sizeof *w);
+  double *raw = malloc((layer_SLOTS * MG_CHUNK + 8) * sizeof *raw);
+  double (*w)[MG_CHUNK] = (double (*)[MG_CHUNK])mg_line_start(raw);
   long i, k, r, m, j;
   (void)m; (void)j;
   for (i = 0; i < n && w; i += MG_CHUNK) {
@@ -436,7 +450,7 @@ void layer_batch(const double *params, const double *data, double *out, long n) 
   }
   if (!w)
     for (i = 0; i < n * 21; i++) out[i] = NAN;
-  free(w);
+  free(raw);
 }
 
 void layer(const double *in, double *out) {
