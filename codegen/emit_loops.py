@@ -39,6 +39,11 @@ static double *mg_line_start(double *raw) {
 #define MG_VECTORS 1
 typedef double mg_v8 __attribute__((vector_size(64), aligned(8)));
 typedef long long mg_i8 __attribute__((vector_size(64)));
+/* Compiled once, not specialised by gcc for each call (a clone with the call's constants):
+ * the outer tiles and the transpose ran no faster so, and cost W1's build 0.1 s. The dense
+ * tiles are specialised in a big program (W2's step 6%% faster), not in a small one, where
+ * mg_dense_once calls them (W1: build 0.52 -> 0.43 s, step 11.4 -> 12.8 us). */
+#define MG_ONCE __attribute__((noinline, noclone)) static
 #endif
 
 '''
@@ -77,7 +82,7 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
     for (r = 0; r < MG_CHUNK; r += 8)
       mg_dense_v4(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
 }
-#else
+%(dense_once)s#else
 static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
                           const double *bias, long bs, const int *init) {
@@ -112,9 +117,20 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
   for (m = 0; m < M; m += MG_MB)
     mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
+#define mg_dense_once mg_dense
 #endif
 
 '''
+
+# The dense groups' call in a small program (see MG_ONCE).
+DENSE_ONCE = r'''
+MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L, const double *W,
+                           long sm, long sj, const int *x, const double *bias, long bs,
+                           const int *init) {
+  mg_dense(w, out, M, L, W, sm, sj, x, bias, bs, init);
+}
+'''
+SPECIALISE_WORK = 4096  # multiply-adds per row in layers from which the tiles are specialised
 
 # One tile of the vector Dense, for `nb` outputs (16 and 4): a template, so both keep their
 # sums in registers (gcc kept a variable number of them in memory).
@@ -185,7 +201,7 @@ OUTER = r'''/* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j 
  * 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values are only
  * moved, so the bits are the same either way. */
 #ifdef MG_VECTORS
-static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
+MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
   const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
   const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
   const mg_i8 half_lo = {0, 1, 2, 3, 8, 9, 10, 11}, half_hi = {4, 5, 6, 7, 12, 13, 14, 15};
@@ -309,7 +325,7 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
 # One tile of the vector Outer, for `nb` rows of sums (16, 4 and 1).
 OUTER_VECTOR_TILE = r'''
 /* Outer, the sums s[0..%(nb)d-1][j .. j+7] (g: gm[0..%(nb)d-1]), the first `rows` rows in order. */
-static void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j, const double *const *gm,
+MG_ONCE void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j, const double *const *gm,
                           double *const *s) {
   mg_v8 a[%(nb)d];
   long r;
@@ -585,7 +601,15 @@ def _private(first, run, last):
     return {i for i in range(len(run)) if first + i < last[first + i] <= end}
 
 
-def _dense(statement, k, name, pixels=()):
+def _tile_work(loops):
+    """Multiply-adds per row of the program's dense, convolution and outer groups."""
+    dense = [s for s in loops.body if isinstance(s, Dense)] + \
+        [p for s in loops.body if isinstance(s, Conv) for p in s.pixels]
+    work = sum(s.group.shape[0] * s.group.shape[1] for s in dense)
+    return work + sum(o.group.shape[0] * o.group.shape[1] for o in loops.outers)
+
+
+def _dense(statement, k, name, pixels=(), once=False):
     """A Dense statement's call to mg_dense; with `pixels` (a Conv's Dense statements, the
     first of which is `statement`), one call to mg_conv over every pixel's vector."""
     g, tables = statement.group, []
@@ -602,7 +626,7 @@ def _dense(statement, k, name, pixels=()):
             init = f'{name}_d{k}_init'
             tables.append(_table(init, [_slot(a) for a in statement.init]))
     kernel = f'mg_conv(w, {statement.out}, {len(pixels)}, ' if pixels else \
-        f'mg_dense(w, {statement.out}, '
+        f'{"mg_dense_once" if once else "mg_dense"}(w, {statement.out}, '
     call = (f'  {kernel}{M}, {L}, mg_p + {g.base}, {g.stride_m}, {g.stride_j}, {x}, {bias}, '
             f'{bs}, {init});  /* {g.outs[0]} ... */')
     return tables, call
@@ -753,6 +777,7 @@ def _chunk_function(loops, name, table=None):
     (a _Tables), runs of Map statements are its tables, not code."""
     load = _loads(loops)
     tables, parts, k, last = [], [], 0, _last_reads(loops)
+    once = _tile_work(loops) < SPECIALISE_WORK
     for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
         lines, position = [], first
         for statement in _runs(loops.body[first:first + STATEMENTS_PER_FUNCTION]):
@@ -770,7 +795,8 @@ def _chunk_function(loops, name, table=None):
             if isinstance(statement, (Dense, Conv, Corr, Gather, Sum)):
                 emit = {Dense: _dense, Conv: _conv, Corr: _corr, Gather: _gather,
                         Sum: _sum_chain}[type(statement)]
-                more, code = emit(statement, k, name)
+                more, code = emit(statement, k, name, once=once) if emit is _dense else \
+                    emit(statement, k, name)
                 k += 1
             else:
                 more, code = _each_run(statement, k, name, private)
@@ -1041,7 +1067,8 @@ def to_c(loops, threads=1):
     name = loops.name
     kernels = DEFINITIONS % {'chunk': chunk_rows(loops)} + SUM_ROWS
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
-        kernels += _with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4))
+        kernels += _with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
+            '%(dense_once)s', DENSE_ONCE if _tile_work(loops) < SPECIALISE_WORK else '')
     if loops.outers:
         kernels += _with_tiles(OUTER, OUTER_VECTOR_TILE, (16, 4, 1))
     if any(isinstance(s, Conv) for s in loops.body):
