@@ -1067,8 +1067,10 @@ def to_c(loops, threads=1):
     name = loops.name
     kernels = DEFINITIONS % {'chunk': chunk_rows(loops)} + SUM_ROWS
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
+        once = _tile_work(loops) < SPECIALISE_WORK and any(isinstance(s, Dense)
+                                                           for s in loops.body)
         kernels += _with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
-            '%(dense_once)s', DENSE_ONCE if _tile_work(loops) < SPECIALISE_WORK else '')
+            '%(dense_once)s', DENSE_ONCE if once else '')
     if loops.outers:
         kernels += _with_tiles(OUTER, OUTER_VECTOR_TILE, (16, 4, 1))
     if any(isinstance(s, Conv) for s in loops.body):
