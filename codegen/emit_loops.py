@@ -771,13 +771,12 @@ def _fill(s, n, value):
     return [f'    w[{s + m}][r] = {value(f" + {m}" if m else "")};' for m in range(n)]
 
 
-def _chunk_function(loops, name, table=None):
+def _chunk_function(loops, name, table=None, once=False):
     """`NAME_chunk`: every slot of up to MG_CHUNK rows (rows past `rows` are zeros). The body
     is cut into parts of STATEMENTS_PER_FUNCTION statements, called in order. With `table`
     (a _Tables), runs of Map statements are its tables, not code."""
     load = _loads(loops)
     tables, parts, k, last = [], [], 0, _last_reads(loops)
-    once = _tile_work(loops) < SPECIALISE_WORK
     for first in range(0, len(loops.body), STATEMENTS_PER_FUNCTION):
         lines, position = [], first
         for statement in _runs(loops.body[first:first + STATEMENTS_PER_FUNCTION]):
@@ -1066,9 +1065,10 @@ def to_c(loops, threads=1):
     check(loops)
     name = loops.name
     kernels = DEFINITIONS % {'chunk': chunk_rows(loops)} + SUM_ROWS
+    # the fast build is for running: its tiles are specialised whatever the program's size
+    once = threads == 1 and _tile_work(loops) < SPECIALISE_WORK and \
+        any(isinstance(s, Dense) for s in loops.body)
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
-        once = _tile_work(loops) < SPECIALISE_WORK and any(isinstance(s, Dense)
-                                                           for s in loops.body)
         kernels += _with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
             '%(dense_once)s', DENSE_ONCE if once else '')
     if loops.outers:
@@ -1083,7 +1083,7 @@ def to_c(loops, threads=1):
         _sum(loops, name, f'static void {name}_sum_one') + _threaded_sum(loops, name, threads)
     maps = sum(1 for s in loops.body if isinstance(s, Map))
     table = _Tables(loops, name) if maps > MAP_TABLE_LIMIT else None
-    chunk = _chunk_function(loops, name, table)
+    chunk = _chunk_function(loops, name, table, once)
     n_slots = loops.n_slots + (len(table.constants) if table else 0)
     return (_header(loops) + kernels + '\n' + chunk + _output_tables(loops, name) +
             _metadata(loops, name, n_slots) + entry + _batch(loops, name))
