@@ -9,7 +9,7 @@ fails. Also reported: the cold `Trainer()` build (trace, lift, C compiler).
 
     python bench/lenet.py [--steps N]
 
-One run on this project's 2-core machine: 8,301 against 4,034 images/s (2.06x), cold build 16 s.
+One run on this project's 2-core machine: 7,683 against 4,062 images/s (1.89x), cold build 9.0 s.
 """
 import argparse
 import os
