@@ -34,8 +34,9 @@ static double *mg_line_start(double *raw) {
 }
 
 /* With AVX-512, some kernels are GNU C vector code (8 doubles a vector) doing the same
- * operations in the same order as their plain loops; elsewhere the plain loops. */
-#if defined(__GNUC__) && defined(__AVX512F__) && MG_CHUNK %% 8 == 0
+ * operations in the same order as their plain loops; elsewhere the plain loops. gcc only:
+ * clang says it is GNU C too but has neither __builtin_shuffle nor the noclone attribute. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__) && MG_CHUNK %% 8 == 0
 #define MG_VECTORS 1
 typedef double mg_v8 __attribute__((vector_size(64), aligned(8)));
 typedef long long mg_i8 __attribute__((vector_size(64)));

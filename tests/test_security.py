@@ -55,7 +55,9 @@ def safe_register_name(name):
 
 
 def needs_sanitising(label):
-    return re.fullmatch(r'[A-Za-z0-9_]*', label) is None
+    """Text the generators must not copy: anything but letters, digits, _ and the dots that
+    output names keep in comments (lower.output_name: a label '.1' is shown as it is)."""
+    return re.fullmatch(r'[A-Za-z0-9_.]*', label) is None
 
 
 def labelled_program(recipe, labels):
