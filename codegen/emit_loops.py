@@ -9,6 +9,7 @@ With AVX-512 the two kernels and an outer group's transpose are GNU C vector cod
 same operations in the same order (gcc's own vectorising of the plain loops left the
 floating-point pipes spreading weights over registers); elsewhere the plain loops.
 """
+import functools
 import re
 
 from micrograd.ops import ADD
@@ -793,10 +794,9 @@ def _chunk_function(loops, name, table=None, once=False):
                 lines.append(code)
                 continue
             if isinstance(statement, (Dense, Conv, Corr, Gather, Sum)):
-                emit = {Dense: _dense, Conv: _conv, Corr: _corr, Gather: _gather,
-                        Sum: _sum_chain}[type(statement)]
-                more, code = emit(statement, k, name, once=once) if emit is _dense else \
-                    emit(statement, k, name)
+                emit = {Dense: functools.partial(_dense, once=once), Conv: _conv, Corr: _corr,
+                        Gather: _gather, Sum: _sum_chain}[type(statement)]
+                more, code = emit(statement, k, name)
                 k += 1
             else:
                 more, code = _each_run(statement, k, name, private)

@@ -145,11 +145,7 @@ def lower(program, n_params=0):
     outers = recover.find_outer(program, dense, flow)
     summed = set().union(*(o.registers for o in outers)) if outers else set()
     groups = dense + recover.find_elementwise(program, dense, summed, seeds)
-    taken = set(summed)
-    for group in groups:
-        taken.update(group.outs)
-        taken.update(getattr(group, 'internal', ()))
-    groups += recover.find_sums(program, taken, flow)
+    groups += recover.find_sums(program, summed | replaced_by(groups), flow)
     order = _schedule(program, groups)
     if order is None:  # an element that waits on another of its family: keep those scalar
         order = _schedule(program, dense)
@@ -163,14 +159,20 @@ def _schedule(program, groups):
     return schedule(program.instrs, groups, position)
 
 
-def schedule(instrs, groups, position):
-    """`instrs` (those no group replaces) and `groups`, ordered by dataflow and, among the
-    ready ones, by `position` (register -> sort key; a group goes where its last output is);
-    None if some group depends on its own results."""
+def replaced_by(groups):
+    """The registers that `groups` compute: their outputs and what they replace inside."""
     replaced = set()
     for group in groups:
         replaced.update(group.outs)
         replaced.update(getattr(group, 'internal', ()))
+    return replaced
+
+
+def schedule(instrs, groups, position):
+    """`instrs` (those no group replaces) and `groups`, ordered by dataflow and, among the
+    ready ones, by `position` (register -> sort key; a group goes where its last output is);
+    None if some group depends on its own results."""
+    replaced = replaced_by(groups)
     units = [(position[i.out], i) for i in instrs if i.out not in replaced]
     units += [(max(position[o] for o in g.outs), g) for g in groups]
     producer = {}
