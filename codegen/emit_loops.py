@@ -24,15 +24,6 @@ DEFINITIONS = r'''
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
 #define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
-#include <stdint.h>
-
-/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on. malloc's 16
- * bytes would let a vector of 8 rows straddle two cache lines, or not, from one process to
- * the next (W1 steps took 12 to 17 us); and two threads writing one line slow each other (W2:
- * the halves of its weight-gradient sums shared a line in every row). */
-static double *mg_line_start(double *raw) {
-  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw %% 8)) %% 8 : NULL;
-}
 
 /* With AVX-512, some kernels are GNU C vector code (8 doubles a vector) doing the same
  * operations in the same order as their plain loops; elsewhere the plain loops. gcc only:
@@ -45,8 +36,23 @@ typedef long long mg_i8 __attribute__((vector_size(64)));
  * the outer tiles and the transpose ran no faster so, and cost W1's build 0.1 s. The dense
  * tiles are specialised in a big program (W2's step 6%% faster), not in a small one, where
  * mg_dense_once calls them (W1: build 0.52 -> 0.43 s, step 11.4 -> 12.8 us). */
-#define MG_ONCE __attribute__((noinline, noclone)) static
+#define MG_ONCE __attribute__((noinline, noclone))
+#else
+#define MG_ONCE
 #endif
+
+'''
+
+# The code's own helper (not the kernels').
+LINE_START = r'''#include <stdint.h>
+
+/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on. malloc's 16
+ * bytes would let a vector of 8 rows straddle two cache lines, or not, from one process to
+ * the next (W1 steps took 12 to 17 us); and two threads writing one line slow each other (W2:
+ * the halves of its weight-gradient sums shared a line in every row). */
+static double *mg_line_start(double *raw) {
+  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw % 8)) % 8 : NULL;
+}
 
 '''
 
@@ -84,7 +90,7 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
     for (r = 0; r < MG_CHUNK; r += 8)
       mg_dense_v4(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
 }
-%(dense_once)s#else
+#else
 static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
                           const double *bias, long bs, const int *init) {
@@ -119,16 +125,15 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
   for (m = 0; m < M; m += MG_MB)
     mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
-#define mg_dense_once mg_dense
 #endif
-
+%(dense_once)s
 '''
 
 # The dense groups' call in a small program (see MG_ONCE).
 DENSE_ONCE = r'''
-MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L, const double *W,
-                           long sm, long sj, const int *x, const double *bias, long bs,
-                           const int *init) {
+static MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L,
+                                  const double *W, long sm, long sj, const int *x,
+                                  const double *bias, long bs, const int *init) {
   mg_dense(w, out, M, L, W, sm, sj, x, bias, bs, init);
 }
 '''
@@ -203,7 +208,8 @@ OUTER = r'''/* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j 
  * 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values are only
  * moved, so the bits are the same either way. */
 #ifdef MG_VECTORS
-MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
+static MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x,
+                                 double *xt) {
   const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
   const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
   const mg_i8 half_lo = {0, 1, 2, 3, 8, 9, 10, 11}, half_hi = {4, 5, 6, 7, 12, 13, 14, 15};
@@ -327,8 +333,8 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
 # One tile of the vector Outer, for `nb` rows of sums (16, 4 and 1).
 OUTER_VECTOR_TILE = r'''
 /* Outer, the sums s[0..%(nb)d-1][j .. j+7] (g: gm[0..%(nb)d-1]), the first `rows` rows in order. */
-MG_ONCE void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j, const double *const *gm,
-                          double *const *s) {
+static MG_ONCE void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j,
+                                 const double *const *gm, double *const *s) {
   mg_v8 a[%(nb)d];
   long r;
   int k;
@@ -467,8 +473,10 @@ def _header(loops):
         listing = listing[:HEADER_LINES] + [f'... ({len(listing) - HEADER_LINES} lines more)']
     return (f'/* Generated by micrograd codegen {VERSION} from program {loops.program.digest()}'
             '. Do not edit.\n' + '\n'.join(' * ' + line for line in listing) +
-            '\n */\n#include <math.h>\n#include <stdlib.h>\n#include <string.h>\n' +
-            helpers(loops.program))
+            '\n */\n' + INCLUDES + helpers(loops.program))
+
+
+INCLUDES = '#include <math.h>\n#include <stdlib.h>\n#include <string.h>\n'
 
 
 def _map_run(run, private):
@@ -1047,44 +1055,104 @@ SPLIT_TABLES = 100_000  # characters of tables from which they get a unit of the
 
 
 def to_units(loops, threads=1):
-    """to_c's source as translation units to compile side by side: above SPLIT_TABLES
-    characters of tables, those alone (extern) and the code, which declares them (LeNet-5:
-    580,000 numbers, a third of gcc's time on one unit); else the one unit."""
-    source = to_c(loops, threads)
-    tables = [m.group(0).replace('static const', 'const', 1) for m in TABLE.finditer(source)]
-    if sum(map(len, tables)) < SPLIT_TABLES:
-        return [source]
-    code = TABLE.sub(lambda m: f'extern const {m.group(1)} {m.group(2)}[{m.group(3)}];\n',
-                     source)
-    return [f'/* The tables of {loops.name}; its code, in the next unit, declares them. */\n' +
-            ''.join(tables), code]
-
-
-def to_c(loops, threads=1):
-    """The C source of a Loops program (see `codegen.loops.lower`); threads > 1 splits the
-    batch sum between threads with OpenMP (compile with -fopenmp), with the same bits."""
+    """to_c's source as translation units, which codegen.build compiles side by side:
+    - the kernels that gcc does not specialise for each call (a small program's, see
+      _kernels), called across units (W1: 0.25 s of gcc's 0.39 s on one unit);
+    - above SPLIT_TABLES characters of tables, those alone, extern (LeNet-5: 580,000 numbers,
+      a third of gcc's time on one unit);
+    - the code, which declares both. Same functions, so the same bits as to_c's one file."""
     check(loops)
-    name = loops.name
-    kernels = DEFINITIONS % {'chunk': chunk_rows(loops)} + SUM_ROWS
+    kernels, once = _kernels(loops, threads)
+    code = _code(loops, threads, once)
+    apart = ''.join(text for text, alone in kernels if alone)
+    kept = ''.join(text for text, alone in kernels if not alone)
+    called = [n for n in dict.fromkeys(CALL.findall(kept + code))
+              if _definition(n).search(apart)]
+    units = []
+    if called:
+        units.append(f'/* The kernels that the code of {loops.name} (the last unit) calls. */\n'
+                     + INCLUDES + DEFINITIONS % {'chunk': chunk_rows(loops)} + SHARED +
+                     functools.reduce(lambda text, n: _definition(n).sub('MG_SHARED ', text),
+                                      called, apart))
+        kept = SHARED + ''.join(_declaration(n, apart) for n in called) + kept
+    else:  # nothing to call across units: every kernel stays with the code
+        kept = ''.join(text for text, _ in kernels)
+    source = _header(loops) + DEFINITIONS % {'chunk': chunk_rows(loops)} + LINE_START + kept + \
+        '\n' + code
+    tables = [m.group(0).replace('static const', 'const', 1) for m in TABLE.finditer(source)]
+    if sum(map(len, tables)) >= SPLIT_TABLES:
+        source = TABLE.sub(
+            lambda m: f'extern const {m.group(1)} {m.group(2)}[{m.group(3)}];\n', source)
+        units.append(f'/* The tables of {loops.name}; its code, in the last unit, declares '
+                     'them. */\n' + ''.join(tables))
+    return units + [source]
+
+
+# Kernels compiled in one unit, called from another
+SHARED = r'''/* A kernel of another unit of the same library: hidden, so it is called directly, not
+ * through the library's table of exported names. */
+#if defined(__GNUC__)
+#define MG_SHARED __attribute__((visibility("hidden")))
+#else
+#define MG_SHARED
+#endif
+
+'''
+CALL = re.compile(r'\b(mg_\w+)\(')
+
+
+def _definition(name):
+    """The start of a kernel's definitions (one per #if branch), up to its return type."""
+    return re.compile(rf'(?m)^static (?=(?:MG_ONCE )?void {name}\()')
+
+
+def _declaration(name, kernels):
+    """A shared kernel's prototype, from its first definition in `kernels`."""
+    signature = re.search(rf'(?m)^static (?:MG_ONCE )?(void {name}\([^{{;]*\)) \{{', kernels)
+    return f'MG_SHARED {signature.group(1)};\n'
+
+
+def _kernels(loops, threads):
+    """The kernels the program's statements call, in order, each as (C text, whether it may
+    be compiled in a unit of its own); and whether the dense groups call mg_dense_once.
+    A big program's (or the fast build's) dense and outer kernels are specialised by gcc for
+    each call, in the code's unit (W2: 4% of a step when the outer ones were not); a small
+    program's, with one thread, are compiled once (see MG_ONCE), apart."""
     # the fast build is for running: its tiles are specialised whatever the program's size
     once = threads == 1 and _tile_work(loops) < SPECIALISE_WORK and \
         any(isinstance(s, Dense) for s in loops.body)
+    kernels = [(SUM_ROWS, True)]
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
-        kernels += _with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
-            '%(dense_once)s', DENSE_ONCE if once else '')
+        kernels.append((_with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
+            '%(dense_once)s', DENSE_ONCE if once else ''), once))
     if loops.outers:
-        kernels += _with_tiles(OUTER, OUTER_VECTOR_TILE, (16, 4, 1))
+        kernels.append((_with_tiles(OUTER, OUTER_VECTOR_TILE, (16, 4, 1)), once))
     if any(isinstance(s, Conv) for s in loops.body):
-        kernels += CONV
+        kernels.append((CONV, False))
     if any(isinstance(s, Corr) for s in loops.body):
-        kernels += CORR
+        kernels.append((CORR, False))
     if any(isinstance(s, Gather) for s in loops.body):
-        kernels += PREFETCH % {'ahead': AHEAD} + GATHER
+        kernels.append((PREFETCH % {'ahead': AHEAD} + GATHER, False))
+    return kernels, once
+
+
+def _code(loops, threads, once):
+    """Everything after the kernels: the chunk's statements, the tables, the entry points."""
+    name = loops.name
     entry = _sum(loops, name) if threads == 1 else \
         _sum(loops, name, f'static void {name}_sum_one') + _threaded_sum(loops, name, threads)
     maps = sum(1 for s in loops.body if isinstance(s, Map))
     table = _Tables(loops, name) if maps > MAP_TABLE_LIMIT else None
     chunk = _chunk_function(loops, name, table, once)
     n_slots = loops.n_slots + (len(table.constants) if table else 0)
-    return (_header(loops) + kernels + '\n' + chunk + _output_tables(loops, name) +
-            _metadata(loops, name, n_slots) + entry + _batch(loops, name))
+    return (chunk + _output_tables(loops, name) + _metadata(loops, name, n_slots) + entry +
+            _batch(loops, name))
+
+
+def to_c(loops, threads=1):
+    """The C source of a Loops program (see `codegen.loops.lower`); threads > 1 splits the
+    batch sum between threads with OpenMP (compile with -fopenmp), with the same bits."""
+    check(loops)
+    kernels, once = _kernels(loops, threads)
+    return (_header(loops) + DEFINITIONS % {'chunk': chunk_rows(loops)} + LINE_START +
+            ''.join(text for text, _ in kernels) + '\n' + _code(loops, threads, once))

@@ -9,6 +9,7 @@ threads), generated Python, and the engine rebuilt at each row.
 import math
 import platform
 import random
+import re
 
 import pytest
 from hypothesis import Phase, given, settings, strategies as st
@@ -74,9 +75,16 @@ def check_every_evaluator(program, n_params, params, rows, tmp_path, monkeypatch
             if table_limit is not None:
                 patch.setattr(emit_loops, 'MAP_TABLE_LIMIT', table_limit)
             compiled = codegen.build(program, 'c', n_params, loop_level=True, **options)
-        assert_same(expected_sum, compiled.sum(params, rows), f'C sum {options}')
-        for got, want in zip(compiled.batch(params, rows), expected_rows):
-            assert_same(want, got, f'C batch {options}')
+            # and as the Trainer builds it: kernels, tables and code in units of their own
+            patch.setattr(emit_loops, 'SPLIT_TABLES', 0)
+            threads_ = options.get('threads', 1)
+            flags = options.get('flags', STRICT_FLAGS + ('-fopenmp',) * (threads_ > 1))
+            units = emit_loops.to_units(lowered, threads_)
+            split = Compiled(program, units[-1], 'c', n_params, compile_source(units, flags))
+        for c, what in ((compiled, 'C'), (split, f'{len(units)} C units')):
+            assert_same(expected_sum, c.sum(params, rows), f'{what} sum {options}')
+            for got, want in zip(c.batch(params, rows), expected_rows):
+                assert_same(want, got, f'{what} batch {options}')
     return lowered
 
 
@@ -401,24 +409,28 @@ def test_neurons_whose_starts_are_not_one_bias_vector(kind, tmp_path, monkeypatc
                           monkeypatch)
 
 
-def test_big_tables_get_a_unit_of_their_own_and_the_same_bits(tmp_path, monkeypatch):
-    """Past SPLIT_TABLES characters of tables, to_units gives the tables (extern) and the code
-    that declares them as two units, compiled side by side into one library: its numbers are
-    the one unit's, under strict flags."""
-    use_private_cache(tmp_path, monkeypatch)
-    program, n_params, model = mlp_sample(3, [9, 7, 1], 'tanh')
+def test_the_units_keep_kernels_and_big_tables_apart_from_the_code(monkeypatch):
+    """to_units (the Trainer's build) compiles apart from the code the kernels that gcc does
+    not specialise for each call (in a small program, mg_dense_once, mg_outer, mg_sum_rows:
+    declared in the code, hidden in the library) and, past SPLIT_TABLES characters, the
+    tables (extern). check_every_evaluator compares their numbers with the one file's."""
+    program, n_params, _ = mlp_sample(3, [9, 7, 1], 'tanh')
     lowered = loops.lower(program, n_params)
-    assert emit_loops.to_units(lowered) == [emit_loops.to_c(lowered)]  # small: one unit
+    kernels, code = emit_loops.to_units(lowered)
+    for name in ('mg_dense_once', 'mg_outer', 'mg_sum_rows'):
+        assert re.search(rf'MG_SHARED (MG_ONCE )?void {name}\(', kernels)  # defined
+        assert f'MG_SHARED void {name}(' in code  # declared
+        assert not re.search(rf'static (MG_ONCE )?void {name}\(', kernels + code)  # not private
+    assert 'mg_dense_v16' in kernels and 'mg_dense_v16' not in code
+    assert 'static const int' in code and 'static const' not in kernels  # tables: small
     monkeypatch.setattr(emit_loops, 'SPLIT_TABLES', 0)
-    tables, code = emit_loops.to_units(lowered)
+    kernels, tables, code = emit_loops.to_units(lowered)
     assert 'extern const int' in code and 'static const int' not in code
-    assert 'mg_dense' not in tables and tables.count('const int') > 3
-    params = [p.data for p in model.parameters()]
-    rows = random_rows(random.Random(6), 45, 3, specials=True)
-    whole = codegen.build(program, 'c', n_params, loop_level=True, flags=STRICT_FLAGS)
-    split = Compiled(program, code, 'c', n_params, compile_source([tables, code], STRICT_FLAGS))
-    assert_same(whole.sum(params, rows), split.sum(params, rows), 'split sum')
-    assert_same(ordered_sum(program, params, rows), split.sum(params, rows), 'scalar sum')
+    assert 'mg_' not in tables and tables.count('const int') > 3
+    fast_kernels, code = emit_loops.to_units(lowered, threads=2)[::2]
+    for name in ('mg_dense', 'mg_outer'):  # specialised for each call: with the code
+        assert f'void {name}(' in code and f'void {name}(' not in fast_kernels
+    assert 'MG_SHARED void mg_sum_rows(' in code
 
 
 def test_the_listing_at_the_top_of_the_c_stays_short(monkeypatch):

@@ -23,15 +23,6 @@
 #define MG_MB 4   /* outputs of a dense group per register tile (with all rows of the chunk) */
 #define MG_JB 32  /* sums of an outer group per register tile */
 #define MG_MIN_CHUNKS_PER_THREAD 4  /* fewer chunks a thread: starting threads costs more */
-#include <stdint.h>
-
-/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on. malloc's 16
- * bytes would let a vector of 8 rows straddle two cache lines, or not, from one process to
- * the next (W1 steps took 12 to 17 us); and two threads writing one line slow each other (W2:
- * the halves of its weight-gradient sums shared a line in every row). */
-static double *mg_line_start(double *raw) {
-  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw % 8)) % 8 : NULL;
-}
 
 /* With AVX-512, some kernels are GNU C vector code (8 doubles a vector) doing the same
  * operations in the same order as their plain loops; elsewhere the plain loops. gcc only:
@@ -44,8 +35,20 @@ typedef long long mg_i8 __attribute__((vector_size(64)));
  * the outer tiles and the transpose ran no faster so, and cost W1's build 0.1 s. The dense
  * tiles are specialised in a big program (W2's step 6% faster), not in a small one, where
  * mg_dense_once calls them (W1: build 0.52 -> 0.43 s, step 11.4 -> 12.8 us). */
-#define MG_ONCE __attribute__((noinline, noclone)) static
+#define MG_ONCE __attribute__((noinline, noclone))
+#else
+#define MG_ONCE
 #endif
+
+#include <stdint.h>
+
+/* `raw` (from malloc, with 8 doubles to spare) from its first 64-byte line on. malloc's 16
+ * bytes would let a vector of 8 rows straddle two cache lines, or not, from one process to
+ * the next (W1 steps took 12 to 17 us); and two threads writing one line slow each other (W2:
+ * the halves of its weight-gradient sums shared a line in every row). */
+static double *mg_line_start(double *raw) {
+  return raw ? raw + (8 - (long)((uintptr_t)raw / sizeof *raw % 8)) % 8 : NULL;
+}
 
 /* sum[k[i]] = sum[k[i]] + w[slot[i]][r] for the first `rows` rows, in row order:
  * the batch sums of the plain outputs, MG_KB of them side by side so their additions overlap
@@ -152,12 +155,6 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
     for (r = 0; r < MG_CHUNK; r += 8)
       mg_dense_v4(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
 }
-
-MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L, const double *W,
-                           long sm, long sj, const int *x, const double *bias, long bs,
-                           const int *init) {
-  mg_dense(w, out, M, L, W, sm, sj, x, bias, bs, init);
-}
 #else
 static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
@@ -193,8 +190,13 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
   for (m = 0; m < M; m += MG_MB)
     mg_dense_tile(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
 }
-#define mg_dense_once mg_dense
 #endif
+
+static MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L,
+                                  const double *W, long sm, long sj, const int *x,
+                                  const double *bias, long bs, const int *init) {
+  mg_dense(w, out, M, L, W, sm, sj, x, bias, bs, init);
+}
 
 /* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j < L and the first
  * `rows` rows, in row order: a batch sum of products (weight gradients); ld is L unless the
@@ -206,7 +208,8 @@ static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double 
  * 24 shuffles, 8 stores; W2: 3x faster than one double at a time); the values are only
  * moved, so the bits are the same either way. */
 #ifdef MG_VECTORS
-MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
+static MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x,
+                                 double *xt) {
   const mg_i8 even = {0, 8, 2, 10, 4, 12, 6, 14}, odd = {1, 9, 3, 11, 5, 13, 7, 15};
   const mg_i8 pairs_lo = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_hi = {2, 3, 10, 11, 6, 7, 14, 15};
   const mg_i8 half_lo = {0, 1, 2, 3, 8, 9, 10, 11}, half_hi = {4, 5, 6, 7, 12, 13, 14, 15};
@@ -247,8 +250,8 @@ MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x,
 
 
 /* Outer, the sums s[0..16-1][j .. j+7] (g: gm[0..16-1]), the first `rows` rows in order. */
-MG_ONCE void mg_outer_v16(const double *xt, long rows, int L, int j, const double *const *gm,
-                          double *const *s) {
+static MG_ONCE void mg_outer_v16(const double *xt, long rows, int L, int j,
+                                 const double *const *gm, double *const *s) {
   mg_v8 a[16];
   long r;
   int k;
@@ -261,8 +264,8 @@ MG_ONCE void mg_outer_v16(const double *xt, long rows, int L, int j, const doubl
 }
 
 /* Outer, the sums s[0..4-1][j .. j+7] (g: gm[0..4-1]), the first `rows` rows in order. */
-MG_ONCE void mg_outer_v4(const double *xt, long rows, int L, int j, const double *const *gm,
-                          double *const *s) {
+static MG_ONCE void mg_outer_v4(const double *xt, long rows, int L, int j,
+                                 const double *const *gm, double *const *s) {
   mg_v8 a[4];
   long r;
   int k;
@@ -275,8 +278,8 @@ MG_ONCE void mg_outer_v4(const double *xt, long rows, int L, int j, const double
 }
 
 /* Outer, the sums s[0..1-1][j .. j+7] (g: gm[0..1-1]), the first `rows` rows in order. */
-MG_ONCE void mg_outer_v1(const double *xt, long rows, int L, int j, const double *const *gm,
-                          double *const *s) {
+static MG_ONCE void mg_outer_v1(const double *xt, long rows, int L, int j,
+                                 const double *const *gm, double *const *s) {
   mg_v8 a[1];
   long r;
   int k;
