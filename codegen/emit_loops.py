@@ -249,30 +249,44 @@ static MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const 
 
 
 %(vector_tiles)s
+/* The nb slots g[0..nb-1] of w as consecutive rows of MG_CHUNK: w[g[0]] itself when they are
+ * (an outer group's usually are), else their first `rows` rows copied into buf. So a tile
+ * reads its g through one pointer: with one per row of sums, gcc had too few registers for
+ * them and reloaded them in every row (W2's weight gradients: 37 GFLOP/s). */
+static const double *mg_rows(double (*w)[MG_CHUNK], const int *g, int nb, long rows,
+                             double (*buf)[MG_CHUNK]) {
+  int k = 1;
+  while (k < nb && g[k] == g[0] + k) k++;
+  if (k == nb) return w[g[0]];
+  for (k = 0; k < nb; k++) memcpy(buf[k], w[g[k]], rows * sizeof **buf);
+  return buf[0];
+}
+
 /* Tiles of 16 rows of sums (then 4, then 1) x 8 columns: a g[m][r] is used by one
  * multiplication, which reads it from memory itself (an embedded broadcast), as mg_dense's
  * weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, long ld, double *xt) {
+  double buf[16][MG_CHUNK];
   const int blocks = L - L % 8;
   long r;
   int m, j, k, nb;
   mg_transpose(w, rows, L, x, xt);
   for (m = 0; m < M; m += nb) {
-    const double *gm[16];
-    double *s[16];
+    const double *gm;
+    double *s = S + (long)m * ld;
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
-    for (k = 0; k < nb; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
+    gm = mg_rows(w, g + m, nb, rows, buf);
     for (j = 0; j < blocks; j += 8) {
-      if (nb == 16) mg_outer_v16(xt, rows, L, j, gm, s);
-      else if (nb == 4) mg_outer_v4(xt, rows, L, j, gm, s);
-      else mg_outer_v1(xt, rows, L, j, gm, s);
+      if (nb == 16) mg_outer_v16(xt, rows, L, j, gm, s, ld);
+      else if (nb == 4) mg_outer_v4(xt, rows, L, j, gm, s, ld);
+      else mg_outer_v1(xt, rows, L, j, gm, s, ld);
     }
     for (k = 0; k < nb; k++)
       for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
-        double a = s[k][j];
-        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
-        s[k][j] = a;
+        double a = s[k * ld + j];
+        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k * MG_CHUNK + r];
+        s[k * ld + j] = a;
       }
   }
 }
@@ -332,18 +346,19 @@ static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *
 
 # One tile of the vector Outer, for `nb` rows of sums (16, 4 and 1).
 OUTER_VECTOR_TILE = r'''
-/* Outer, the sums s[0..%(nb)d-1][j .. j+7] (g: gm[0..%(nb)d-1]), the first `rows` rows in order. */
-static MG_ONCE void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j,
-                                 const double *const *gm, double *const *s) {
+/* Outer, the sums s[k*ld + j .. j+7] for k < %(nb)d, of g: g[k*MG_CHUNK + r], the first `rows`
+ * rows in order. */
+static MG_ONCE void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j, const double *g,
+                                 double *s, long ld) {
   mg_v8 a[%(nb)d];
   long r;
   int k;
-  for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(s[k] + j);
+  for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(s + k * ld + j);
   for (r = 0; r < rows; r++) {
     const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
-    for (k = 0; k < %(nb)d; k++) a[k] = a[k] + x * gm[k][r];
+    for (k = 0; k < %(nb)d; k++) a[k] = a[k] + x * g[k * MG_CHUNK + r];
   }
-  for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(s[k] + j) = a[k];
+  for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(s + k * ld + j) = a[k];
 }
 '''
 
