@@ -985,6 +985,9 @@ def _sum(loops, name, function=None):
 '''
 
 
+BLOCK_CHUNKS = 64  # chunks the threaded sum keeps at a time (W2: 64 x 32 rows, 6.4 MB)
+
+
 def _threaded_sum(loops, name, threads):
     """`NAME_sum` on `threads` cores, computing the same bits as on one: the chunks' rows are
     split between the threads first (a row's numbers do not depend on who computes them; each
@@ -1001,13 +1004,13 @@ def _threaded_sum(loops, name, threads):
     # what is kept, in doubles per row: the plain outputs, then each group's x and g
     regions, at = [], len(plain)
     for k, (offset, M, L) in enumerate(placed):
-        regions.append(f'    double *const X{k} = (double *)kept + chunks * MG_CHUNK * {at}, '
-                       f'*const G{k} = X{k} + chunks * MG_CHUNK * {L};\n')
+        regions.append(f'      double *const X{k} = (double *)kept + block * MG_CHUNK * {at}, '
+                       f'*const G{k} = X{k} + block * MG_CHUNK * {L};\n')
         at += L + M
     keep = ''.join(
-        f'      mg_transpose(w, rows, {L}, {name}_o{k}_x, X{k} + c * MG_CHUNK * {L});\n'
-        f'      for (i = 0; i < {M}; i++)\n'
-        f'        memcpy(G{k} + (c * {M} + i) * MG_CHUNK, w[{name}_o{k}_g[i]], sizeof *w);\n'
+        f'        mg_transpose(w, rows, {L}, {name}_o{k}_x, X{k} + c * MG_CHUNK * {L});\n'
+        f'        for (i = 0; i < {M}; i++)\n'
+        f'          memcpy(G{k} + (c * {M} + i) * MG_CHUNK, w[{name}_o{k}_g[i]], sizeof *w);\n'
         for k, (offset, M, L) in enumerate(placed))
     shares = []
     for t in range(threads):  # thread t: part t of every group's columns and of the outputs
@@ -1015,15 +1018,15 @@ def _threaded_sum(loops, name, threads):
         for k, (offset, M, L) in enumerate(placed):
             j0, j1 = L * t // threads, L * (t + 1) // threads
             if j1 > j0:
-                calls.append(f'mg_outer_all(n, {M}, {j1 - j0}, X{k} + {j0}, {L}, G{k}, '
-                             f'S + {offset + j0}, {L});')
+                calls.append(f'mg_outer_all(block_rows, {M}, {j1 - j0}, X{k} + {j0}, {L}, '
+                             f'G{k}, S + {offset + j0}, {L});')
         k0, k1 = len(plain) * t // threads, len(plain) * (t + 1) // threads
         if k1 > k0:
-            calls.append(f'for (c = 0; c < chunks; c++)\n'
-                         f'            mg_sum_rows(kept + c * {len(plain)}, MG_ROWS(c), '
+            calls.append(f'for (c = 0; c < block_chunks; c++)\n'
+                         f'              mg_sum_rows(kept + c * {len(plain)}, MG_ROWS(first + c), '
                          f'{k1 - k0}, {name}_out_q + {k0}, {name}_out_k + {k0}, sum);')
-        shares.append(''.join(f'          {call}\n' for call in calls))
-    cases = '\n'.join(f'        case {t}:\n{calls}          break;'
+        shares.append(''.join(f'            {call}\n' for call in calls))
+    cases = '\n'.join(f'          case {t}:\n{calls}            break;'
                       for t, calls in enumerate(shares))
     return tables + f'''
 #ifdef _OPENMP
@@ -1031,14 +1034,17 @@ def _threaded_sum(loops, name, threads):
 #endif
 
 /* The outputs added up over n rows, row 0 first, on up to {threads} threads: the same bits as
- * on one. 1: the chunks split between threads, keeping what the sums read. 2: the sums split
- * by output (each outer group by its columns), each adding all n rows in order. Every buffer
- * is allocated before the threads start: they meet only between the two parts and at the
- * end. */
+ * on one. By blocks of up to MG_BLOCK chunks (what is kept between the two parts stays within
+ * a few megabytes, whatever n): 1: the block's chunks split between threads, keeping what the
+ * sums read. 2: the sums split by output (each outer group by its columns), each adding the
+ * block's rows in order. Every buffer is allocated before the threads start: they meet only
+ * between the two parts and at the end of a block. */
+#define MG_BLOCK {BLOCK_CHUNKS}
 void {name}_sum(const double *params, const double *data, double *sum, long n) {{
   const long chunks = (n + MG_CHUNK - 1) / MG_CHUNK;
+  const long block = chunks < MG_BLOCK ? chunks : MG_BLOCK;
   double (*kept)[MG_CHUNK], (*ws)[MG_CHUNK], *S, *raw;
-  long k, m, j;
+  long k, m, j, first;
   (void)m; (void)j;
   if (chunks < MG_MIN_CHUNKS_PER_THREAD * {threads}) {{  /* too few rows to share: one thread */
     {name}_sum_one(params, data, sum, n);
@@ -1046,46 +1052,51 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
   }}
   /* one allocation: with several, glibc gave some back to the system after each call, and
    * the next call faulted their pages in again */
-  raw = malloc((chunks * MG_CHUNK * {at} + {threads} * {name}_SLOTS * MG_CHUNK + {size} + 1 +
+  raw = malloc((block * MG_CHUNK * {at} + {threads} * {name}_SLOTS * MG_CHUNK + {size} + 1 +
                 8) * sizeof *raw);
   for (k = 0; k < {n_out}; k++) sum[k] = raw ? 0.0 : NAN;
-  if (raw) {{
-    kept = (double (*)[MG_CHUNK])mg_line_start(raw);
-    ws = kept + chunks * {at};
-    S = memset(ws + {threads} * {name}_SLOTS, 0, ({size} + 1) * sizeof *S);
+  if (!raw) return;
+  kept = (double (*)[MG_CHUNK])mg_line_start(raw);
+  ws = kept + block * {at};
+  S = memset(ws + {threads} * {name}_SLOTS, 0, ({size} + 1) * sizeof *S);
 #define MG_ROWS(c) (n - (c) * MG_CHUNK < MG_CHUNK ? n - (c) * MG_CHUNK : MG_CHUNK)
+  for (first = 0; first < chunks; first += block) {{
+    const long block_chunks = chunks - first < block ? chunks - first : block;
+    const long block_rows = n - first * MG_CHUNK < block * MG_CHUNK ? n - first * MG_CHUNK
+                                                                     : block * MG_CHUNK;
+    (void)block_rows;  /* unused when there is no outer group */
 #ifdef _OPENMP
 #pragma omp parallel num_threads({threads})
 #endif
-  {{
+    {{
 #ifdef _OPENMP
-    const long me = omp_get_thread_num();
+      const long me = omp_get_thread_num();
 #else
-    const long me = 0;
+      const long me = 0;
 #endif
-{''.join(regions)}    double (*w)[MG_CHUNK] = ws + me * {name}_SLOTS;
-    long c, i, t;
-    (void)i;
+{''.join(regions)}      double (*w)[MG_CHUNK] = ws + me * {name}_SLOTS;
+      long c, i, t;
+      (void)i;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-    for (c = 0; c < chunks; c++) {{
-      const long rows = MG_ROWS(c);
-      {name}_chunk(params, data + c * MG_CHUNK * {n_data}, rows, w);
-      for (i = 0; i < {len(plain)}; i++)
-        memcpy(kept[c * {len(plain)} + i], w[{name}_out_slot[i]], sizeof *w);
-{keep}    }}
+      for (c = 0; c < block_chunks; c++) {{  /* chunk first + c */
+        const long rows = MG_ROWS(first + c);
+        {name}_chunk(params, data + (first + c) * MG_CHUNK * {n_data}, rows, w);
+        for (i = 0; i < {len(plain)}; i++)
+          memcpy(kept[c * {len(plain)} + i], w[{name}_out_slot[i]], sizeof *w);
+{keep}      }}
 #ifdef _OPENMP
 #pragma omp for schedule(static, 1)
 #endif
-    for (t = 0; t < {threads}; t++)
-      switch (t) {{
+      for (t = 0; t < {threads}; t++)
+        switch (t) {{
 {cases}
-      }}
+        }}
+    }}
   }}
 #undef MG_ROWS
 {_scatter_outer(loops)}
-  }}
   free(raw);
 }}
 '''

@@ -362,14 +362,17 @@ def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp
 def test_two_threads_give_the_bits_of_one(sizes, tmp_path, monkeypatch):
     """Enough rows for both threads (4 chunks each at least): the rows split between threads,
     then the sums split by output, each adding its rows in order, the outer groups' over all
-    rows at once (tiles of 16, 4 and 1 rows of sums, and the columns past the last 8). With
-    ordinary numbers, as most of the sums are nan once a row has one, whatever their order;
-    then with specials; in vectors and in the plain loops."""
+    rows at once (tiles of 16, 4 and 1 rows of sums, and the columns past the last 8); also by
+    blocks of 3 chunks (11 chunks: 3, 3, 3, 2). With ordinary numbers, as most of the sums are
+    nan once a row has one, whatever their order; then with specials; in vectors and in the
+    plain loops."""
     use_private_cache(tmp_path, monkeypatch)
     program, n_params, model = mlp_sample(2, sizes, None)
     params = [p.data for p in model.parameters()]
     one = codegen.build(program, 'c', n_params, loop_level=True)
     twos = [codegen.build(program, 'c', n_params, loop_level=True, threads=2)]
+    monkeypatch.setattr(emit_loops, 'BLOCK_CHUNKS', 3)
+    twos.append(codegen.build(program, 'c', n_params, loop_level=True, threads=2))
     if platform.machine() in ('x86_64', 'AMD64'):
         twos.append(codegen.build(program, 'c', n_params, loop_level=True, threads=2,
                                   flags=FAST_FLAGS + ('-mno-avx512f',)))
@@ -378,7 +381,7 @@ def test_two_threads_give_the_bits_of_one(sizes, tmp_path, monkeypatch):
         expected = ordered_sum(program, params, rows)
         assert specials or not any(map(math.isnan, expected))  # every sum's order counts
         for two in twos:
-            assert 'omp parallel' in two.source and 'mg_outer_all(n' in two.source
+            assert 'omp parallel' in two.source and 'mg_outer_all(block_rows' in two.source
             assert_same(expected, two.sum(params, rows), f'two threads {two.path}')
             assert_same(one.sum(params, rows), two.sum(params, rows), 'one and two threads')
 
