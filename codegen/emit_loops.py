@@ -986,6 +986,7 @@ def _sum(loops, name, function=None):
 
 
 BLOCK_CHUNKS = 64  # chunks the threaded sum keeps at a time (W2: 64 x 32 rows, 6.4 MB)
+RETRY_CALLS = 64  # the threaded sum tries the way it is not taking once in this many calls
 
 
 def _threaded_sum(loops, name, threads):
@@ -1040,16 +1041,12 @@ def _threaded_sum(loops, name, threads):
  * block's rows in order. Every buffer is allocated before the threads start: they meet only
  * between the two parts and at the end of a block. */
 #define MG_BLOCK {BLOCK_CHUNKS}
-void {name}_sum(const double *params, const double *data, double *sum, long n) {{
+static void {name}_sum_threads(const double *params, const double *data, double *sum, long n) {{
   const long chunks = (n + MG_CHUNK - 1) / MG_CHUNK;
   const long block = chunks < MG_BLOCK ? chunks : MG_BLOCK;
   double (*kept)[MG_CHUNK], (*ws)[MG_CHUNK], *S, *raw;
   long k, m, j, first;
   (void)m; (void)j;
-  if (chunks < MG_MIN_CHUNKS_PER_THREAD * {threads}) {{  /* too few rows to share: one thread */
-    {name}_sum_one(params, data, sum, n);
-    return;
-  }}
   /* one allocation: with several, glibc gave some back to the system after each call, and
    * the next call faulted their pages in again */
   raw = malloc((block * MG_CHUNK * {at} + {threads} * {name}_SLOTS * MG_CHUNK + {size} + 1 +
@@ -1098,6 +1095,49 @@ void {name}_sum(const double *params, const double *data, double *sum, long n) {
 #undef MG_ROWS
 {_scatter_outer(loops)}
   free(raw);
+}}
+
+/* Threads pay only while each has a core: with another process on one of them, every
+ * meeting waits for the thread that shares its core (W2: 1.0 ms a step, one thread 0.63).
+ * So the sum times itself both ways, which give the same bits, and takes the faster, trying
+ * the other way every MG_RETRY calls. The first call, which also starts the threads, is not
+ * timed. */
+#define MG_RETRY {RETRY_CALLS}
+static double {name}_row_seconds[2];  /* one thread, threads: smoothed, 0 until timed */
+static long {name}_calls;
+
+void {name}_sum(const double *params, const double *data, double *sum, long n) {{
+#ifdef _OPENMP
+  double seconds[2], t;
+  long call;
+  int way;
+  if ((n + MG_CHUNK - 1) / MG_CHUNK < MG_MIN_CHUNKS_PER_THREAD * {threads}) {{
+    {name}_sum_one(params, data, sum, n);  /* too few rows to share */
+    return;
+  }}
+#pragma omp atomic read
+  seconds[0] = {name}_row_seconds[0];
+#pragma omp atomic read
+  seconds[1] = {name}_row_seconds[1];
+#pragma omp atomic capture
+  call = {name}_calls++;
+  way = seconds[1] == 0.0 ? 1 : seconds[0] == 0.0 ? 0 : seconds[1] <= seconds[0];
+  if (call % MG_RETRY == MG_RETRY - 1) way = !way;
+  t = omp_get_wtime();
+  if (way) {name}_sum_threads(params, data, sum, n);
+  else {name}_sum_one(params, data, sum, n);
+  t = (omp_get_wtime() - t) / n;
+  if (call > 0) {{
+    t = seconds[way] == 0.0 ? t : (seconds[way] + t) / 2;
+#pragma omp atomic write
+    {name}_row_seconds[way] = t;
+  }}
+#else
+  {name}_sum_one(params, data, sum, n);  /* no OpenMP: one thread */
+  (void){name}_sum_threads;
+  (void){name}_row_seconds;
+  (void){name}_calls;
+#endif
 }}
 '''
 

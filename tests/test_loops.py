@@ -363,9 +363,9 @@ def test_two_threads_give_the_bits_of_one(sizes, tmp_path, monkeypatch):
     """Enough rows for both threads (4 chunks each at least): the rows split between threads,
     then the sums split by output, each adding its rows in order, the outer groups' over all
     rows at once (tiles of 16, 4 and 1 rows of sums, and the columns past the last 8); also by
-    blocks of 3 chunks (11 chunks: 3, 3, 3, 2). With ordinary numbers, as most of the sums are
-    nan once a row has one, whatever their order; then with specials; in vectors and in the
-    plain loops."""
+    blocks of 3 chunks (11 chunks: 3, 3, 3, 2); and on one thread, which the threaded sum
+    takes when it times faster. With ordinary numbers, as most of the sums are nan once a row
+    has one, whatever their order; then with specials; in vectors and in the plain loops."""
     use_private_cache(tmp_path, monkeypatch)
     program, n_params, model = mlp_sample(2, sizes, None)
     params = [p.data for p in model.parameters()]
@@ -382,8 +382,10 @@ def test_two_threads_give_the_bits_of_one(sizes, tmp_path, monkeypatch):
         assert specials or not any(map(math.isnan, expected))  # every sum's order counts
         for two in twos:
             assert 'omp parallel' in two.source and 'mg_outer_all(block_rows' in two.source
-            assert_same(expected, two.sum(params, rows), f'two threads {two.path}')
-            assert_same(one.sum(params, rows), two.sum(params, rows), 'one and two threads')
+            assert_same(expected, one.sum(params, rows), 'one thread')
+            # calls 1, 2, 3: threads, one thread (each timed), the faster (see to_c's MG_RETRY)
+            for call in range(4):
+                assert_same(expected, two.sum(params, rows), f'call {call} of {two.path}')
 
 
 @pytest.mark.parametrize('exponent, x', [(2.0, -0.8843031552730771), (-1.0, 1.7057948661909368)])
