@@ -328,9 +328,10 @@ def find_sums(program, taken=frozenset(), flow=None):
     for last in adds:
         if last.out in continued:
             continue
-        steps = [last]
-        while previous(steps[-1]):
-            steps.append(previous(steps[-1]))
+        steps, before = [last], previous(last)
+        while before:
+            steps.append(before)
+            before = previous(before)
         if len(steps) >= MIN_SUM:
             steps.reverse()
             sums.append(Sum((last.out,), steps[0].args[0], tuple(s.args[1] for s in steps),
