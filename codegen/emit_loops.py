@@ -247,8 +247,17 @@ static MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const 
   }
 }
 
+#else
+static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
+  long r;
+  int j;
+  for (j = 0; j < L; j++) {
+    const double *xj = w[x[j]];
+    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
+  }
+}
+#endif
 
-%(vector_tiles)s
 /* The nb slots g[0..nb-1] of w as consecutive rows of MG_CHUNK: w[g[0]] itself when they are
  * (an outer group's usually are), else their first `rows` rows copied into buf. So a tile
  * reads its g through one pointer: with one per row of sums, gcc had too few registers for
@@ -262,109 +271,23 @@ static const double *mg_rows(double (*w)[MG_CHUNK], const int *g, int nb, long r
   return buf[0];
 }
 
-/* Tiles of 16 rows of sums (then 4, then 1) x 8 columns: a g[m][r] is used by one
- * multiplication, which reads it from memory itself (an embedded broadcast), as mg_dense's
- * weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
+/* The chunk's sums: its x transposed, then mg_outer_all over its rows, 16 rows of sums (then
+ * 4, then 1) at a time. */
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, long ld, double *xt) {
   double buf[16][MG_CHUNK];
-  const int blocks = L - L % 8;
-  long r;
-  int m, j, k, nb;
+  int m, nb;
   mg_transpose(w, rows, L, x, xt);
   for (m = 0; m < M; m += nb) {
-    const double *gm;
-    double *s = S + (long)m * ld;
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
-    gm = mg_rows(w, g + m, nb, rows, buf);
-    for (j = 0; j < blocks; j += 8) {
-      if (nb == 16) mg_outer_v16(xt, rows, L, j, gm, s, ld);
-      else if (nb == 4) mg_outer_v4(xt, rows, L, j, gm, s, ld);
-      else mg_outer_v1(xt, rows, L, j, gm, s, ld);
-    }
-    for (k = 0; k < nb; k++)
-      for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
-        double a = s[k * ld + j];
-        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k * MG_CHUNK + r];
-        s[k * ld + j] = a;
-      }
+    mg_outer_all(rows, nb, L, xt, L, mg_rows(w, g + m, nb, rows, buf), S + (long)m * ld, ld);
   }
-}
-#else
-static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
-  long r;
-  int j;
-  for (j = 0; j < L; j++) {
-    const double *xj = w[x[j]];
-    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
-  }
-}
-
-/* A tile of MG_OM x MG_JB sums (the MG_JB in the vector lanes). It is its own function:
- * inlined, gcc kept the sums on the stack in some programs and not others (W2: 15% of a step). */
-#define MG_OM 2
-static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
-                          const double *const *gm, double *const *s) {
-  double a[MG_OM][MG_JB];
-  long r;
-  int i, k;
-  for (k = 0; k < om; k++)
-    for (i = 0; i < MG_JB; i++) a[k][i] = s[k][j0 + i];
-  for (r = 0; r < rows; r++) {
-    const double *xr = xt + r * L + j0;
-    for (k = 0; k < om; k++) {
-      const double c = gm[k][r];
-      for (i = 0; i < MG_JB; i++) a[k][i] = a[k][i] + xr[i] * c;
-    }
-  }
-  for (k = 0; k < om; k++)
-    for (i = 0; i < MG_JB; i++) s[k][j0 + i] = a[k][i];
-}
-
-static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
-                     const int *g, double *S, long ld, double *xt) {
-  const int full = L - L % MG_JB;
-  long r;
-  int m, j, k;
-  mg_transpose(w, rows, L, x, xt);
-  for (m = 0; m < M; m += MG_OM) {
-    const int om = M - m < MG_OM ? M - m : MG_OM;
-    const double *gm[MG_OM];
-    double *s[MG_OM];
-    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
-    for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
-    for (k = 0; k < om; k++)
-      for (j = full; j < L; j++) {  /* the last few sums, one at a time */
-        double a = s[k][j];
-        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
-        s[k][j] = a;
-      }
-  }
-}
-#endif
-'''
-
-# One tile of the vector Outer, for `nb` rows of sums (16, 4 and 1).
-OUTER_VECTOR_TILE = r'''
-/* Outer, the sums s[k*ld + j .. j+7] for k < %(nb)d, of g: g[k*MG_CHUNK + r], the first `rows`
- * rows in order. */
-static MG_ONCE void mg_outer_v%(nb)d(const double *xt, long rows, int L, int j, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[%(nb)d];
-  long r;
-  int k;
-  for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(s + k * ld + j);
-  for (r = 0; r < rows; r++) {
-    const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
-    for (k = 0; k < %(nb)d; k++) a[k] = a[k] + x * g[k * MG_CHUNK + r];
-  }
-  for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(s + k * ld + j) = a[k];
 }
 '''
 
-
-# The threaded sum's outer groups (see _threaded_sum): every chunk's rows in one call, so a tile
-# of sums stays in registers over all n rows, not loaded and stored again for every chunk.
+# An outer group's sums over the rows of one chunk (OUTER's mg_outer) or of all of them (the
+# threaded sum, see _threaded_sum: there a tile of sums stays in registers over all n rows, not
+# loaded and stored again for every chunk).
 OUTER_ALL = r'''/* Outer over all n rows: S[m*ld + j] = S[m*ld + j] + xt[R*xs + j] * g of row R, for
  * j < L, R = 0 .. n-1 in order; row R = c*MG_CHUNK + r of chunk c has its g at
  * G[(c*M + m)*MG_CHUNK + r] (each chunk's M rows of g one after the other) and its x,
@@ -416,7 +339,9 @@ static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const 
 '''
 
 OUTER_ALL_TILE = r'''
-/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < %(nb)d (of G's rows from g on). */
+/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < %(nb)d (of G's rows from g on). Each g is used
+ * by one multiplication, which reads it from memory itself (an embedded broadcast), as
+ * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
 static void mg_outer_all_v%(nb)d(long n, int M, const double *xt, long xs, const double *g,
                                  double *s, long ld) {
   mg_v8 a[%(nb)d];
@@ -1269,9 +1194,7 @@ def _kernels(loops, threads):
         kernels.append((_with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
             '%(dense_once)s', DENSE_ONCE if once else ''), once))
     if loops.outers:
-        kernels.append((_with_tiles(OUTER, OUTER_VECTOR_TILE, (16, 4, 1)), once))
-    if loops.outers and threads > 1:
-        kernels.append((_with_tiles(OUTER_ALL, OUTER_ALL_TILE, (16, 4, 1)), False))
+        kernels.append((_with_tiles(OUTER_ALL, OUTER_ALL_TILE, (16, 4, 1)) + OUTER, once))
     if any(isinstance(s, Conv) for s in loops.body):
         kernels.append((CONV, False))
     if any(isinstance(s, Corr) for s in loops.body):

@@ -198,6 +198,114 @@ static MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L,
   mg_dense(w, out, M, L, W, sm, sj, x, bias, bs, init);
 }
 
+/* Outer over all n rows: S[m*ld + j] = S[m*ld + j] + xt[R*xs + j] * g of row R, for
+ * j < L, R = 0 .. n-1 in order; row R = c*MG_CHUNK + r of chunk c has its g at
+ * G[(c*M + m)*MG_CHUNK + r] (each chunk's M rows of g one after the other) and its x,
+ * transposed, at xt + R*xs. */
+#ifdef MG_VECTORS
+
+/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < 16 (of G's rows from g on). Each g is used
+ * by one multiplication, which reads it from memory itself (an embedded broadcast), as
+ * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
+static void mg_outer_all_v16(long n, int M, const double *xt, long xs, const double *g,
+                                 double *s, long ld) {
+  mg_v8 a[16];
+  long r, R;
+  int k;
+  for (k = 0; k < 16; k++) a[k] = *(const mg_v8 *)(s + k * ld);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs) {
+      const mg_v8 v = *(const mg_v8 *)x;
+      for (k = 0; k < 16; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
+    }
+  }
+  for (k = 0; k < 16; k++) *(mg_v8 *)(s + k * ld) = a[k];
+}
+
+/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < 4 (of G's rows from g on). Each g is used
+ * by one multiplication, which reads it from memory itself (an embedded broadcast), as
+ * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
+static void mg_outer_all_v4(long n, int M, const double *xt, long xs, const double *g,
+                                 double *s, long ld) {
+  mg_v8 a[4];
+  long r, R;
+  int k;
+  for (k = 0; k < 4; k++) a[k] = *(const mg_v8 *)(s + k * ld);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs) {
+      const mg_v8 v = *(const mg_v8 *)x;
+      for (k = 0; k < 4; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
+    }
+  }
+  for (k = 0; k < 4; k++) *(mg_v8 *)(s + k * ld) = a[k];
+}
+
+/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < 1 (of G's rows from g on). Each g is used
+ * by one multiplication, which reads it from memory itself (an embedded broadcast), as
+ * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
+static void mg_outer_all_v1(long n, int M, const double *xt, long xs, const double *g,
+                                 double *s, long ld) {
+  mg_v8 a[1];
+  long r, R;
+  int k;
+  for (k = 0; k < 1; k++) a[k] = *(const mg_v8 *)(s + k * ld);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs) {
+      const mg_v8 v = *(const mg_v8 *)x;
+      for (k = 0; k < 1; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
+    }
+  }
+  for (k = 0; k < 1; k++) *(mg_v8 *)(s + k * ld) = a[k];
+}
+
+static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const double *G,
+                         double *S, long ld) {
+  const int blocks = L - L % 8;
+  long c, r, R;
+  int m, j, k, nb;
+  for (m = 0; m < M; m += nb) {
+    nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
+    for (j = 0; j < blocks; j += 8) {
+      if (nb == 16) mg_outer_all_v16(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      else if (nb == 4) mg_outer_all_v4(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      else mg_outer_all_v1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+    }
+    for (k = m; k < m + nb; k++)
+      for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
+        double a = S[k * ld + j];
+        for (c = 0, R = 0; R < n; c++)
+          for (r = 0; r < MG_CHUNK && R < n; r++, R++)
+            a = a + xt[R * xs + j] * G[(c * M + k) * MG_CHUNK + r];
+        S[k * ld + j] = a;
+      }
+  }
+}
+#else
+static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const double *G,
+                         double *S, long ld) {
+  long c, r, R;
+  int m, j, i, jb;
+  for (m = 0; m < M; m++)
+    for (j = 0; j < L; j += MG_JB) {
+      double a[MG_JB];
+      jb = L - j < MG_JB ? L - j : MG_JB;
+      for (i = 0; i < jb; i++) a[i] = S[m * ld + j + i];
+      for (c = 0, R = 0; R < n; c++)
+        for (r = 0; r < MG_CHUNK && R < n; r++, R++) {
+          const double g = G[(c * M + m) * MG_CHUNK + r], *x = xt + R * xs + j;
+          for (i = 0; i < jb; i++) a[i] = a[i] + x[i] * g;
+        }
+      for (i = 0; i < jb; i++) S[m * ld + j + i] = a[i];
+    }
+}
+#endif
+
 /* Outer: S[m*ld + j] = S[m*ld + j] + w[x[j]][r] * w[g[m]][r] for j < L and the first
  * `rows` rows, in row order: a batch sum of products (weight gradients); ld is L unless the
  * caller sums some columns of a wider group (threads split groups by columns). Tiles of
@@ -247,52 +355,16 @@ static MG_ONCE void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const 
   }
 }
 
-
-
-/* Outer, the sums s[k*ld + j .. j+7] for k < 16, of g: g[k*MG_CHUNK + r], the first `rows`
- * rows in order. */
-static MG_ONCE void mg_outer_v16(const double *xt, long rows, int L, int j, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[16];
+#else
+static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
   long r;
-  int k;
-  for (k = 0; k < 16; k++) a[k] = *(const mg_v8 *)(s + k * ld + j);
-  for (r = 0; r < rows; r++) {
-    const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
-    for (k = 0; k < 16; k++) a[k] = a[k] + x * g[k * MG_CHUNK + r];
+  int j;
+  for (j = 0; j < L; j++) {
+    const double *xj = w[x[j]];
+    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
   }
-  for (k = 0; k < 16; k++) *(mg_v8 *)(s + k * ld + j) = a[k];
 }
-
-/* Outer, the sums s[k*ld + j .. j+7] for k < 4, of g: g[k*MG_CHUNK + r], the first `rows`
- * rows in order. */
-static MG_ONCE void mg_outer_v4(const double *xt, long rows, int L, int j, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[4];
-  long r;
-  int k;
-  for (k = 0; k < 4; k++) a[k] = *(const mg_v8 *)(s + k * ld + j);
-  for (r = 0; r < rows; r++) {
-    const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
-    for (k = 0; k < 4; k++) a[k] = a[k] + x * g[k * MG_CHUNK + r];
-  }
-  for (k = 0; k < 4; k++) *(mg_v8 *)(s + k * ld + j) = a[k];
-}
-
-/* Outer, the sums s[k*ld + j .. j+7] for k < 1, of g: g[k*MG_CHUNK + r], the first `rows`
- * rows in order. */
-static MG_ONCE void mg_outer_v1(const double *xt, long rows, int L, int j, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[1];
-  long r;
-  int k;
-  for (k = 0; k < 1; k++) a[k] = *(const mg_v8 *)(s + k * ld + j);
-  for (r = 0; r < rows; r++) {
-    const mg_v8 x = *(const mg_v8 *)(xt + r * L + j);
-    for (k = 0; k < 1; k++) a[k] = a[k] + x * g[k * MG_CHUNK + r];
-  }
-  for (k = 0; k < 1; k++) *(mg_v8 *)(s + k * ld + j) = a[k];
-}
+#endif
 
 /* The nb slots g[0..nb-1] of w as consecutive rows of MG_CHUNK: w[g[0]] itself when they are
  * (an outer group's usually are), else their first `rows` rows copied into buf. So a tile
@@ -307,86 +379,18 @@ static const double *mg_rows(double (*w)[MG_CHUNK], const int *g, int nb, long r
   return buf[0];
 }
 
-/* Tiles of 16 rows of sums (then 4, then 1) x 8 columns: a g[m][r] is used by one
- * multiplication, which reads it from memory itself (an embedded broadcast), as mg_dense's
- * weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
+/* The chunk's sums: its x transposed, then mg_outer_all over its rows, 16 rows of sums (then
+ * 4, then 1) at a time. */
 static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
                      const int *g, double *S, long ld, double *xt) {
   double buf[16][MG_CHUNK];
-  const int blocks = L - L % 8;
-  long r;
-  int m, j, k, nb;
+  int m, nb;
   mg_transpose(w, rows, L, x, xt);
   for (m = 0; m < M; m += nb) {
-    const double *gm;
-    double *s = S + (long)m * ld;
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
-    gm = mg_rows(w, g + m, nb, rows, buf);
-    for (j = 0; j < blocks; j += 8) {
-      if (nb == 16) mg_outer_v16(xt, rows, L, j, gm, s, ld);
-      else if (nb == 4) mg_outer_v4(xt, rows, L, j, gm, s, ld);
-      else mg_outer_v1(xt, rows, L, j, gm, s, ld);
-    }
-    for (k = 0; k < nb; k++)
-      for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
-        double a = s[k * ld + j];
-        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k * MG_CHUNK + r];
-        s[k * ld + j] = a;
-      }
+    mg_outer_all(rows, nb, L, xt, L, mg_rows(w, g + m, nb, rows, buf), S + (long)m * ld, ld);
   }
 }
-#else
-static void mg_transpose(double (*w)[MG_CHUNK], long rows, int L, const int *x, double *xt) {
-  long r;
-  int j;
-  for (j = 0; j < L; j++) {
-    const double *xj = w[x[j]];
-    for (r = 0; r < rows; r++) xt[r * L + j] = xj[r];
-  }
-}
-
-/* A tile of MG_OM x MG_JB sums (the MG_JB in the vector lanes). It is its own function:
- * inlined, gcc kept the sums on the stack in some programs and not others (W2: 15% of a step). */
-#define MG_OM 2
-static void mg_outer_tile(const double *xt, long rows, int L, int j0, int om,
-                          const double *const *gm, double *const *s) {
-  double a[MG_OM][MG_JB];
-  long r;
-  int i, k;
-  for (k = 0; k < om; k++)
-    for (i = 0; i < MG_JB; i++) a[k][i] = s[k][j0 + i];
-  for (r = 0; r < rows; r++) {
-    const double *xr = xt + r * L + j0;
-    for (k = 0; k < om; k++) {
-      const double c = gm[k][r];
-      for (i = 0; i < MG_JB; i++) a[k][i] = a[k][i] + xr[i] * c;
-    }
-  }
-  for (k = 0; k < om; k++)
-    for (i = 0; i < MG_JB; i++) s[k][j0 + i] = a[k][i];
-}
-
-static void mg_outer(double (*w)[MG_CHUNK], long rows, int M, int L, const int *x,
-                     const int *g, double *S, long ld, double *xt) {
-  const int full = L - L % MG_JB;
-  long r;
-  int m, j, k;
-  mg_transpose(w, rows, L, x, xt);
-  for (m = 0; m < M; m += MG_OM) {
-    const int om = M - m < MG_OM ? M - m : MG_OM;
-    const double *gm[MG_OM];
-    double *s[MG_OM];
-    for (k = 0; k < om; k++) { gm[k] = w[g[m + k]]; s[k] = S + (long)(m + k) * ld; }
-    for (j = 0; j < full; j += MG_JB) mg_outer_tile(xt, rows, L, j, om, gm, s);
-    for (k = 0; k < om; k++)
-      for (j = full; j < L; j++) {  /* the last few sums, one at a time */
-        double a = s[k][j];
-        for (r = 0; r < rows; r++) a = a + xt[r * L + j] * gm[k][r];
-        s[k][j] = a;
-      }
-  }
-}
-#endif
 
 static const int layer_d0_x[4] = {
   0, 1, 2, 3
