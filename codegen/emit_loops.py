@@ -77,18 +77,37 @@ DENSE = r'''/* Dense, the M outputs of a group for every row r of the chunk:
  * last output again and writes the same value again. */
 #ifdef MG_VECTORS
 %(vector_tiles)s
-/* Tiles of 16 outputs (then 4) x 8 rows: a weight is used by one multiplication, which then
- * reads it from memory itself (an embedded broadcast) instead of the floating-point pipes
- * spreading it over a register: W2's 64 x 64 products ran at 55 GFLOP/s, not 44. */
+/* One output for the chunk's rows, 8 at a time side by side: a layer of fewer than 4
+ * outputs (a last layer of one) would otherwise compute its output 4 times in a tile of 4,
+ * one chain of additions after the other. */
+static void mg_dense_one(double (*w)[MG_CHUNK], int out, int L, const double *W, long sj,
+                         const int *x, const double *bias, const int *init) {
+  mg_v8 a[MG_CHUNK / 8];
+  int j = 0, v;
+  for (v = 0; v < MG_CHUNK / 8; v++)
+    if (bias) a[v] = (mg_v8){*bias, *bias, *bias, *bias, *bias, *bias, *bias, *bias};
+    else if (init) a[v] = *(const mg_v8 *)(w[*init] + 8 * v);
+    else a[v] = W[0] * *(const mg_v8 *)(w[x[0]] + 8 * v);
+  if (!bias && !init) j = 1;
+  for (; j < L; j++)
+    for (v = 0; v < MG_CHUNK / 8; v++)
+      a[v] = a[v] + W[j * sj] * *(const mg_v8 *)(w[x[j]] + 8 * v);
+  for (v = 0; v < MG_CHUNK / 8; v++) *(mg_v8 *)(w[out] + 8 * v) = a[v];
+}
+
+/* Tiles of 16 outputs (then 4; or 1 when there are fewer than 4) x 8 rows: a weight is used
+ * by one multiplication, which then reads it from memory itself (an embedded broadcast)
+ * instead of the floating-point pipes spreading it over a register: W2's 64 x 64 products
+ * ran at 55 GFLOP/s, not 44. */
 static void mg_dense(double (*w)[MG_CHUNK], int out, int M, int L, const double *W, long sm,
                      long sj, const int *x, const double *bias, long bs, const int *init) {
-  int m = 0, r;
-  for (; m + 16 <= M; m += 16)
-    for (r = 0; r < MG_CHUNK; r += 8)
-      mg_dense_v16(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
-  for (; m < M; m += 4)
-    for (r = 0; r < MG_CHUNK; r += 8)
-      mg_dense_v4(w, out, m, M, L, W, sm, sj, x, bias, bs, init, r);
+  int m = 0;
+  for (; m + 16 <= M; m += 16) mg_dense_v16(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
+  if (M >= 4)
+    for (; m < M; m += 4) mg_dense_v4(w, out, m, M, L, W, sm, sj, x, bias, bs, init);
+  else
+    for (; m < M; m++) mg_dense_one(w, out + m, L, W + m * sm, sj, x,
+                                    bias ? bias + m * bs : NULL, init ? init + m : NULL);
 }
 #else
 static void mg_dense_tile(double (*w)[MG_CHUNK], int out, int m, int M, int L,
@@ -142,35 +161,40 @@ SPECIALISE_WORK = 4096  # multiply-adds per row in layers from which the tiles a
 # One tile of the vector Dense, for `nb` outputs (16 and 4): a template, so both keep their
 # sums in registers (gcc kept a variable number of them in memory).
 DENSE_VECTOR_TILE = r'''
-/* Dense, outputs m .. m+%(nb)d-1 (past M-1: the last again) for rows r .. r+7. */
+/* Dense, outputs m .. m+%(nb)d-1 (past M-1: the last again) for every row of the chunk, 8 at
+ * a time: the tile's weights are found once for all of them (W2's first layer, 2 inputs,
+ * spent more time finding them than multiplying). */
 static void mg_dense_v%(nb)d(double (*w)[MG_CHUNK], int out, int m, int M, int L,
                           const double *W, long sm, long sj, const int *x,
-                          const double *bias, long bs, const int *init, int r) {
+                          const double *bias, long bs, const int *init) {
   mg_v8 a[%(nb)d];
   const double *wk[%(nb)d];
-  int k, j = 0, row[%(nb)d];
+  int k, j, r, row[%(nb)d];
   for (k = 0; k < %(nb)d; k++) {
     row[k] = m + k < M ? m + k : M - 1;
     wk[k] = W + row[k] * sm;
   }
-  if (bias) {
-    for (k = 0; k < %(nb)d; k++) {
-      const double b = bias[row[k] * bs];  /* copied, not added to a zero vector: -0.0 stays */
-      a[k] = (mg_v8){b, b, b, b, b, b, b, b};
+  for (r = 0; r < MG_CHUNK; r += 8) {
+    j = 0;
+    if (bias) {
+      for (k = 0; k < %(nb)d; k++) {
+        const double b = bias[row[k] * bs];  /* copied, not added to 0.0: -0.0 stays */
+        a[k] = (mg_v8){b, b, b, b, b, b, b, b};
+      }
+    } else if (init) {
+      for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(w[init[row[k]]] + r);
+    } else {
+      const mg_v8 x0 = *(const mg_v8 *)(w[x[0]] + r);
+      for (k = 0; k < %(nb)d; k++) a[k] = wk[k][0] * x0;
+      j = 1;
     }
-  } else if (init) {
-    for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(w[init[row[k]]] + r);
-  } else {
-    const mg_v8 x0 = *(const mg_v8 *)(w[x[0]] + r);
-    for (k = 0; k < %(nb)d; k++) a[k] = wk[k][0] * x0;
-    j = 1;
+    for (; j < L; j++) {
+      const mg_v8 xj = *(const mg_v8 *)(w[x[j]] + r);
+      const long o = j * sj;
+      for (k = 0; k < %(nb)d; k++) a[k] = a[k] + wk[k][o] * xj;
+    }
+    for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(w[out + row[k]] + r) = a[k];
   }
-  for (; j < L; j++) {
-    const mg_v8 xj = *(const mg_v8 *)(w[x[j]] + r);
-    const long o = j * sj;
-    for (k = 0; k < %(nb)d; k++) a[k] = a[k] + wk[k][o] * xj;
-  }
-  for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(w[out + row[k]] + r) = a[k];
 }
 '''
 
@@ -294,6 +318,24 @@ OUTER_ALL = r'''/* Outer over all n rows: S[m*ld + j] = S[m*ld + j] + xt[R*xs + 
  * transposed, at xt + R*xs. */
 #ifdef MG_VECTORS
 %(vector_tiles)s
+/* mg_outer_all's sums s[0 .. 31] for one row of G (from g on): 4 vectors of sums side by
+ * side, where a tile of one vector would wait for each addition before the next (W2's last
+ * layer, one output, and its first, two inputs). */
+static void mg_outer_all_wide(long n, int M, const double *xt, long xs, const double *g,
+                              double *s) {
+  mg_v8 a[4];
+  long r, R;
+  int v;
+  for (v = 0; v < 4; v++) a[v] = *(const mg_v8 *)(s + 8 * v);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs)
+      for (v = 0; v < 4; v++) a[v] = a[v] + *(const mg_v8 *)(x + 8 * v) * g[r];
+  }
+  for (v = 0; v < 4; v++) *(mg_v8 *)(s + 8 * v) = a[v];
+}
+
 static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const double *G,
                          double *S, long ld) {
   const int blocks = L - L % 8;
@@ -301,7 +343,11 @@ static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const 
   int m, j, k, nb;
   for (m = 0; m < M; m += nb) {
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
-    for (j = 0; j < blocks; j += 8) {
+    j = 0;
+    if (nb == 1)
+      for (; j + 32 <= blocks; j += 32)
+        mg_outer_all_wide(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j);
+    for (; j < blocks; j += 8) {
       if (nb == 16) mg_outer_all_v16(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
       else if (nb == 4) mg_outer_all_v4(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
       else mg_outer_all_v1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);

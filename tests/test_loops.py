@@ -229,21 +229,24 @@ def test_neurons_without_bias_start_from_a_literal(tmp_path, monkeypatch):
                           monkeypatch)
 
 
-def test_a_bias_of_minus_zero_stays_minus_zero(tmp_path, monkeypatch):
+@pytest.mark.parametrize('n_out, n_in', [(20, 3), (3, 6)])
+def test_a_bias_of_minus_zero_stays_minus_zero(n_out, n_in, tmp_path, monkeypatch):
     """Biases of -0.0 with weights of one sign: in a row of zeros of the other sign every
     product is -0.0, and so is the sum only when the bias starts it as it is (0.0 + -0.0 is
-    0.0: a kernel that made its start by adding to zero would flip the sign)."""
+    0.0: a kernel that made its start by adding to zero would flip the sign). 20 outputs go
+    to tiles of 16 and 4 outputs, 3 to the one-output tile."""
     rng = random.Random(13)
-    W, b, params = hand_built_layer(rng, 20, 3, False)
+    W, b, params = hand_built_layer(rng, n_out, n_in, False)
     for w in (w for row in W for w in row):
         w.data = rng.uniform(0.5, 1.0)
     for bias in b:
         bias.data = -0.0
-    x = [Value(0.0, label=f'x{j}') for j in range(3)]
-    h = [sum((W[i][j] * x[j] for j in range(3)), b[i]) for i in range(20)]
+    x = [Value(0.0, label=f'x{j}') for j in range(n_in)]
+    h = [sum((W[i][j] * x[j] for j in range(n_in)), b[i]) for i in range(n_out)]
     program = codegen.optimize(codegen.trace(h, params + x))
     assert any(isinstance(s, loops.Dense) for s in loops.lower(program, len(params)).body)
-    rows = [[-0.0] * 3, [0.0, -0.0, 0.0], [0.25, 0.5, -1.0]]
+    rows = [[-0.0] * n_in, [0.0, -0.0] * (n_in // 2) + [0.0] * (n_in % 2),
+            [rng.uniform(-1, 1) for _ in range(n_in)]]
     expected = codegen.evaluate(program, [p.data for p in params] + rows[0])
     assert all(math.copysign(1.0, y) == -1.0 for y in expected)  # the case this test is about
     check_every_evaluator(program, len(params), [p.data for p in params], rows, tmp_path,
@@ -358,11 +361,12 @@ def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp
     assert_trainers_agree(trainers, rows, 0.5, 10)
 
 
-@pytest.mark.parametrize('sizes', [[24, 24, 1], [21, 19, 1]])
+@pytest.mark.parametrize('sizes', [[24, 33, 1], [35, 19, 1]])
 def test_two_threads_give_the_bits_of_one(sizes, tmp_path, monkeypatch):
     """Enough rows for both threads (4 chunks each at least): the rows split between threads,
     then the sums split by output, each adding its rows in order, the outer groups' over all
-    rows at once (tiles of 16, 4 and 1 rows of sums, and the columns past the last 8); also by
+    rows at once (tiles of 16, 4 and 1 rows of sums, 1 row of 32 sums where a group has
+    fewer than 4 rows: 1 x 33 and 2 x 35, and the columns past the last 8); also by
     blocks of 3 chunks (11 chunks: 3, 3, 3, 2); and on one thread, which the threaded sum
     takes when it times faster. With ordinary numbers, as most of the sums are nan once a row
     has one, whatever their order; then with specials; in vectors and in the plain loops."""
