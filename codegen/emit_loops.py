@@ -320,7 +320,9 @@ OUTER_ALL = r'''/* Outer over all n rows: S[m*ld + j] = S[m*ld + j] + xt[R*xs + 
 %(vector_tiles)s
 /* mg_outer_all's sums s[0 .. 31] for one row of G (from g on): 4 vectors of sums side by
  * side, where a tile of one vector would wait for each addition before the next (W2's last
- * layer, one output, and its first, two inputs). */
+ * layer, one output, and its first, two inputs: W2's default step 2% faster). Over a chunk;
+ * the threaded sum's calls over all rows are slower with it (memory, not the additions, is
+ * what they wait for there), so they keep the tiles of one vector. */
 static void mg_outer_all_wide(long n, int M, const double *xt, long xs, const double *g,
                               double *s) {
   mg_v8 a[4];
@@ -344,7 +346,7 @@ static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const 
   for (m = 0; m < M; m += nb) {
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
     j = 0;
-    if (nb == 1)
+    if (nb == 1 && n <= MG_CHUNK)  /* over more rows, W2's fast sum took 3% longer so */
       for (; j + 32 <= blocks; j += 32)
         mg_outer_all_wide(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j);
     for (; j < blocks; j += 8) {

@@ -365,8 +365,8 @@ def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp
 def test_two_threads_give_the_bits_of_one(sizes, tmp_path, monkeypatch):
     """Enough rows for both threads (4 chunks each at least): the rows split between threads,
     then the sums split by output, each adding its rows in order, the outer groups' over all
-    rows at once (tiles of 16, 4 and 1 rows of sums, 1 row of 32 sums where a group has
-    fewer than 4 rows: 1 x 33 and 2 x 35, and the columns past the last 8); also by
+    rows at once (tiles of 16, 4 and 1 rows of sums, and the columns past the last 8; one
+    chunk at a time, 1 row of 32 sums where a group has fewer than 4 rows: 1 x 33, 2 x 35); by
     blocks of 3 chunks (11 chunks: 3, 3, 3, 2); and on one thread, which the threaded sum
     takes when it times faster. With ordinary numbers, as most of the sums are nan once a row
     has one, whatever their order; then with specials; in vectors and in the plain loops."""
