@@ -7,7 +7,8 @@ unit, applying to it what `grad` would apply to each of its scalar instructions:
 
     forward     y[m] = init[m] + sum_j W[m,j] * x[j]                         (a Dense)
     backward    dW[m,j] = 0.0 + x[j] * g[m]                                   (an Outer)
-                dinit[m] = 0.0 + g[m]          when init[m] is a parameter     (scalars)
+                dinit[m] = 0.0 + g[m]          when init[m] is a parameter     (scalars,
+                           or the Outer's x[L] = 1.0 when each sits after its neuron's weights)
                 dx[j] = W[m0,j]*g[m0] + W[m1,j]*g[m1] + ...                   (a Dense)
 
 where g[m] is the adjoint of y[m] and m0, m1, ... is the order in which the engine's backward
@@ -248,15 +249,19 @@ class _Walk:
         g = [a.name for a in g]
         self.flushed += 1
         M, L = layer.shape
-        for m, a in enumerate(layer.init or ()):  # a bias: 0.0 + g, as for any parameter
-            if isinstance(a, str):
-                total = _first_term(self.builder, Sym(g[m], self.builder), True)
-                self.adjoint[a] = _name_adjoint(self.builder, total, a, 0)
+        with_bias = self._bias_in_line(layer)
+        if not with_bias:
+            for m, a in enumerate(layer.init or ()):  # a bias: 0.0 + g, as for any parameter
+                if isinstance(a, str):
+                    total = _first_term(self.builder, Sym(g[m], self.builder), True)
+                    self.adjoint[a] = _name_adjoint(self.builder, total, a, 0)
+        # the weights' gradients, and the biases' as the weights of an input of 1.0
+        columns = L + with_bias
         names = tuple(self.builder.fresh('', fallback=f'g_{self.params[layer.weight_index(m, j)]}')
-                      for m in range(M) for j in range(L))
-        for (m, j), name in zip(((m, j) for m in range(M) for j in range(L)), names):
+                      for m in range(M) for j in range(columns))
+        for (m, j), name in zip(((m, j) for m in range(M) for j in range(columns)), names):
             self.adjoint[self.params[layer.weight_index(m, j)]] = Sym(name, self.builder)
-        self.outers.append((layer, tuple(g), names))
+        self.outers.append((layer, tuple(g), names, with_bias))
         needed = [j for j, v in enumerate(layer.vector) if isinstance(v, str) and v in self.needs]
         if not needed:
             return True
@@ -278,6 +283,16 @@ class _Walk:
         for v, out in zip(layer.vector, outs):
             self.adjoint[v] = Sym(out, self.builder)
         return True
+
+    def _bias_in_line(self, layer):
+        """Whether every neuron's bias is a parameter right where its weights would go on
+        (micrograd's Neuron: w[0..L-1], then b): then it is the weight of one more input, of
+        1.0, and its gradient, 0.0 + g[m] = 0.0 + 1.0 * g[m], one more sum of the layer's
+        Outer (W2: 128 of its 130 other batch sums, each row's 0.0 + g no longer stored)."""
+        M, L = layer.shape
+        return layer.init is not None and all(
+            isinstance(a, str) and self.param_index.get(a) == layer.weight_index(m, L)
+            for m, a in enumerate(layer.init))
 
     def _flush_convolution(self, family):
         """A convolution's gradients, once every pixel's chains are visited: per row, each
@@ -394,7 +409,7 @@ class _Walk:
         names = (loss,) + tuple(f'd{loss}/d{p}' for p in self.params)
         whole = Program(self.program.name, self.program.inputs,
                         tuple(forward + scalar_backward), outputs, names)
-        outers = [self._outer(layer, g, registers) for layer, g, registers in self.outers]
+        outers = [self._outer(*outer) for outer in self.outers]
         convs = [recover.Conv(family) for family in self.convolutions]
         dense = self.layers + convs + backward_dense
         summed = set().union(*(o.registers for o in outers)) if outers else set()
@@ -410,14 +425,16 @@ class _Walk:
             return None
         return loops.allocate(whole, len(self.params), order, outers)
 
-    def _outer(self, layer, g, registers):
+    def _outer(self, layer, g, registers, with_bias):
         """dW[m, j] = 0.0 + x[j] * g[m]: an Outer whose vector lanes run over the longer side,
         over the adjoints g on a tie (just computed, they are still in the L1 cache: W2's
-        64 x 64 weight gradient took 0.13 ms longer per step with x in the lanes)."""
+        64 x 64 weight gradient took 0.13 ms longer per step with x in the lanes). With_bias:
+        x ends with 1.0, whose weights are the biases (see _bias_in_line)."""
         M, L = layer.shape
         base = 1 + layer.base  # output 0 is the loss; output 1 + k is d/d param k
+        x = layer.vector + (1.0,) * with_bias
         if L > M:
-            return recover.Outer(layer.vector, g, base, layer.stride_m, layer.stride_j,
+            return recover.Outer(x, g, base, layer.stride_m, layer.stride_j,
                                  frozenset(registers), True)
-        return recover.Outer(g, layer.vector, base, layer.stride_j, layer.stride_m,
+        return recover.Outer(g, x, base, layer.stride_j, layer.stride_m,
                              frozenset(registers), True)

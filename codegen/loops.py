@@ -345,10 +345,18 @@ def stride(values):
 
 
 def _slots_text(slots):
-    """w3 w4 w5 ... as a range w3..w5 (or w5..w3) when the slots are consecutive."""
-    if len(slots) > 2 and stride(slots) in (1, -1):
-        return f'w{slots[0]}..w{slots[-1]}'
-    return ' '.join(map(operand_text, slots))
+    """w3 w4 w5 ... with each run of more than 2 consecutive slots as a range w3..w5 (or
+    w5..w3): a layer's inputs and the 1.0 of its biases are (w196..w259 w648)."""
+    runs = []
+    for a in slots:
+        run = runs[-1] if runs else None
+        if run and isinstance(a, int) and isinstance(run[-1], int) and \
+                a - run[-1] in (1, -1) and (len(run) == 1 or a - run[-1] == run[1] - run[0]):
+            run.append(a)
+        else:
+            runs.append([a])
+    return ' '.join(f'w{run[0]}..w{run[-1]}' if len(run) > 2 else
+                    ' '.join(map(operand_text, run)) for run in runs)
 
 
 def _init_text(statement):

@@ -69,7 +69,9 @@ def test_w2_is_lifted_into_the_same_listing_without_a_scalar_gradient():
     # forward 64x2, 64x64, 1x64; backward: the adjoints of both hidden layers (64x1, 64x64)
     assert sorted(s.group.shape for s in dense) == [(1, 64), (64, 1), (64, 2), (64, 64),
                                                     (64, 64)]
-    assert sorted(o.group.shape for o in lifted.outers) == [(1, 64), (2, 64), (64, 64)]
+    # the weight gradients, each layer's biases with them as the weights of an input of 1.0
+    assert sorted(o.group.shape for o in lifted.outers) == [(1, 65), (3, 64), (65, 64)]
+    assert [k for k, slot in enumerate(lifted.outputs) if slot is not None] == [0]  # the loss
     assert len(lifted.program.instrs) < 1000  # against 25,863 in the scalar gradient
 
 
