@@ -288,7 +288,8 @@ class _Walk:
         """Whether every neuron's bias is a parameter right where its weights would go on
         (micrograd's Neuron: w[0..L-1], then b): then it is the weight of one more input, of
         1.0, and its gradient, 0.0 + g[m] = 0.0 + 1.0 * g[m], one more sum of the layer's
-        Outer (W2: 128 of its 130 other batch sums, each row's 0.0 + g no longer stored)."""
+        Outer (W2: 128 of its 130 plain batch sums move there, and each row's 0.0 + g is no
+        longer stored)."""
         M, L = layer.shape
         return layer.init is not None and all(
             isinstance(a, str) and self.param_index.get(a) == layer.weight_index(m, L)
