@@ -206,6 +206,7 @@ def find_outer(program, dense_groups, flow=None):
         if isinstance(a, str):
             position.setdefault(a, []).append(k)
     candidates = {}  # output position -> (registers, factors, plus_zero)
+    biases = {}  # output position -> (register, g) for an output 0.0 + g read only there
     for a, ks in position.items():
         instr = defined.get(a)
         if instr is None or len(ks) != 1 or not read_once(a):
@@ -216,13 +217,15 @@ def find_outer(program, dense_groups, flow=None):
             product = defined.get(instr.args[1])
             if product is not None and product.op is MUL and read_once(instr.args[1]):
                 candidates[ks[0]] = ((a, product.out), product.args, True)
+            else:  # perhaps a bias's gradient, 0.0 + g[m]: see _outer_over
+                biases[ks[0]] = (a, instr.args[1])
     groups, taken = [], set()
     for dense in dense_groups:
         if not all(isinstance(v, str) for v in dense.vector) or \
                 len(set(dense.vector)) != len(dense.vector):
             continue
         for plus_zero in (False, True):
-            group = _outer_over(dense, plus_zero, program, candidates, taken)
+            group = _outer_over(dense, plus_zero, program, candidates, taken, biases)
             if group is not None:
                 groups.append(group)
     return groups
@@ -232,8 +235,10 @@ def _is_plus_zero(atom):
     return isinstance(atom, float) and atom == 0.0 and str(atom) == '0.0'
 
 
-def _outer_over(dense, plus_zero, program, candidates, taken):
-    """The Outer group of the candidates over `dense`'s vector, if they form one."""
+def _outer_over(dense, plus_zero, program, candidates, taken, biases=None):
+    """The Outer group of the candidates over `dense`'s vector, if they form one; with the
+    biases' gradients, 0.0 + g[m] = 0.0 + 1.0 * g[m], as the sums of one more input, of 1.0,
+    where they sit right after their neurons' weights (as lift.py does, see _bias_in_line)."""
     index = {v: j for j, v in enumerate(dense.vector)}
     by_row = {}  # other factor -> {j: output position}
     for k, (registers, (a, b), form) in candidates.items():
@@ -254,10 +259,29 @@ def _outer_over(dense, plus_zero, program, candidates, taken):
     taken.update(ks)
     base, stride_m, stride_j = affine
     registers = frozenset(r for k in ks for r in candidates[k][0])
-    if L >= len(rows):
-        return Outer(dense.vector, tuple(rows), base, stride_m, stride_j, registers, plus_zero)
+    vector, M = dense.vector, len(rows)
+    if plus_zero and biases:
+        # a bias of each neuron: the neurons are the rows (x: the layer's inputs) or the vector
+        after_x = [base + m * stride_m + L * stride_j for m in range(M)]
+        after_g = [base + M * stride_m + j * stride_j for j in range(L)]
+        if _biases_at(after_x, rows, biases, taken):
+            vector, in_line = vector + (1.0,), after_x
+        elif _biases_at(after_g, vector, biases, taken):
+            rows, in_line = rows + [1.0], after_g
+        else:
+            in_line = []
+        registers |= {biases[k][0] for k in in_line}
+        taken.update(in_line)
+    if L >= M:
+        return Outer(vector, tuple(rows), base, stride_m, stride_j, registers, plus_zero)
     # the longer side runs in the vector lanes: x*g = g*x, so swap the roles
-    return Outer(tuple(rows), dense.vector, base, stride_j, stride_m, registers, plus_zero)
+    return Outer(tuple(rows), vector, base, stride_j, stride_m, registers, plus_zero)
+
+
+def _biases_at(positions, factors, biases, taken):
+    """Whether the outputs at `positions` are 0.0 + factors[k], one each, untaken."""
+    return all(k not in taken and biases.get(k, (None, None))[1] == g
+               for k, g in zip(positions, factors))
 
 
 class Conv:

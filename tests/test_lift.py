@@ -6,7 +6,7 @@ import platform
 import random
 
 import pytest
-from hypothesis import Phase, given, settings, strategies as st
+from hypothesis import Phase, example, given, settings, strategies as st
 
 import codegen
 from codegen import emit_loops, lift, loops, recover
@@ -81,6 +81,10 @@ def test_w2_is_lifted_into_the_same_listing_without_a_scalar_gradient():
        activation=st.sampled_from([None, 'tanh', 'sigmoid', 'linear']),
        loss=st.sampled_from(sorted(LOSSES)), n_rows=st.integers(1, 70),
        specials=st.booleans(), seed=st.integers(0, 2**16))
+# linear layers: two layers' input adjoints made with no instruction between them (their
+# biases' gradients are their Outers' now), which once shared one place in the schedule
+@example(n_in=5, hidden=[4, 8, 9], activation='linear', loss='square', n_rows=8,
+         specials=True, seed=1678)
 def test_random_mlps_lift_to_the_scalar_gradients_bits(n_in, hidden, activation, loss, n_rows,
                                                        specials, seed, tmp_path_factory):
     random.seed(seed)

@@ -100,7 +100,9 @@ def test_an_mlp_is_recovered_as_dense_layers_their_gradients_and_weight_gradient
     backward = [g for g in dense if g.init is None]
     assert len(backward) == 1 and backward[0].stride_j < 0  # descending neuron order
     outer = recover.find_outer(program, dense)
-    assert sorted(o.shape for o in outer) == [(2, 8), (8, 8)]
+    # the weights' gradient sums, and each layer's biases' as the weights of an input of 1.0
+    assert sorted(o.shape for o in outer) == [(3, 8), (9, 8)]
+    assert all(1.0 in o.vector + o.rows for o in outer)
 
 
 def test_the_w2_listing_fits_on_one_screen():
