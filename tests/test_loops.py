@@ -347,16 +347,17 @@ def assert_trainers_agree(trainers, rows, lr, steps):
 
 
 @pytest.mark.parametrize('fast', [False, True])
-def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(fast, tmp_path,
-                                                                       monkeypatch):
+@pytest.mark.parametrize('sizes, n_rows', [([16, 16, 1], 100), ([64, 64, 1], 1000)])  # W1, W2
+def test_training_on_the_loop_level_equals_the_scalar_path_bit_for_bit(sizes, n_rows, fast,
+                                                                       tmp_path, monkeypatch):
     """10 SGD steps with momentum and L2: every loss and every parameter equal."""
     use_private_cache(tmp_path, monkeypatch)
     rng = random.Random(0)
-    rows = random_rows(rng, 100, 2)
+    rows = random_rows(rng, n_rows, 2)
     trainers = []
     for loop_level, fast_build in ((False, False), (None, fast)):
         random.seed(1337)
-        model = MLP(2, [16, 16, 1])
+        model = MLP(2, sizes)
         trainers.append(Trainer(model, LOSSES['margin'], n_features=2, fast=fast_build,
                                 batch_loss=lambda ps: 1e-4 * sum(p * p for p in ps),
                                 loop_level=loop_level))
