@@ -398,11 +398,9 @@ class _Walk:
         start = len(self.program.instrs)
         for k, instr in enumerate(scalar_backward):
             position[instr.out] = start + k
-        # each just before the instruction emitted after it; one key each (schedule's units
-        # are their keys), also when no instruction comes between two (linear layers)
-        for t, (k, dense) in enumerate(self.transposed):
+        for k, dense in self.transposed:  # just before the instruction emitted after it
             for name in dense.outs:
-                position[name] = start + k - 0.5 + 0.4 * t / len(self.transposed)
+                position[name] = start + k - 0.5
         for k, corr in enumerate(self.corrs):  # last: they read every pixel's adjoint
             for name in corr.outs:
                 position[name] = start + len(scalar_backward) + k

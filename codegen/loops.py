@@ -170,31 +170,28 @@ def replaced_by(groups):
 
 def schedule(instrs, groups, position):
     """`instrs` (those no group replaces) and `groups`, ordered by dataflow and, among the
-    ready ones, by `position` (register -> sort key; a group goes where its last output is);
-    None if some group depends on its own results."""
+    ready ones, by `position` (register -> sort key; a group goes where its last output is;
+    equal keys keep the order given); None if some group depends on its own results."""
     replaced = replaced_by(groups)
-    units = [(position[i.out], i) for i in instrs if i.out not in replaced]
-    units += [(max(position[o] for o in g.outs), g) for g in groups]
-    producer = {}
-    for key, unit in units:
-        for name in _writes(unit):
-            producer[name] = key
-    waiting, ready, order, blocked = {}, [], [], {}
-    for key, unit in units:
+    units = [i for i in instrs if i.out not in replaced] + list(groups)
+    keys = [position[u.out] if isinstance(u, Instr) else max(position[o] for o in u.outs)
+            for u in units]
+    producer = {name: n for n, unit in enumerate(units) for name in _writes(unit)}
+    waiting, ready, order, blocked = {}, [], [], []
+    for n, unit in enumerate(units):
         needs = {producer[a] for a in _reads(unit) if a in producer}
-        blocked[key] = len(needs)
+        blocked.append(len(needs))
         for need in needs:
-            waiting.setdefault(need, []).append(key)
+            waiting.setdefault(need, []).append(n)
         if not needs:
-            heapq.heappush(ready, key)
-    by_key = dict(units)
+            heapq.heappush(ready, (keys[n], n))
     while ready:
-        key = heapq.heappop(ready)
-        order.append(by_key[key])
-        for later in waiting.get(key, ()):
+        _, n = heapq.heappop(ready)
+        order.append(units[n])
+        for later in waiting.get(n, ()):
             blocked[later] -= 1
             if blocked[later] == 0:
-                heapq.heappush(ready, later)
+                heapq.heappush(ready, (keys[later], later))
     return order if len(order) == len(units) else None
 
 
