@@ -318,26 +318,6 @@ OUTER_ALL = r'''/* Outer over all n rows: S[m*ld + j] = S[m*ld + j] + xt[R*xs + 
  * transposed, at xt + R*xs. */
 #ifdef MG_VECTORS
 %(vector_tiles)s
-/* mg_outer_all's sums s[0 .. 31] for one row of G (from g on): 4 vectors of sums side by
- * side, where a tile of one vector would wait for each addition before the next (W2's last
- * layer, one output, and its first, two inputs: W2's default step 2% faster). Over a chunk;
- * the threaded sum's calls over all rows are slower with it (memory, not the additions, is
- * what they wait for there), so they keep the tiles of one vector. */
-static void mg_outer_all_wide(long n, int M, const double *xt, long xs, const double *g,
-                              double *s) {
-  mg_v8 a[4];
-  long r, R;
-  int v;
-  for (v = 0; v < 4; v++) a[v] = *(const mg_v8 *)(s + 8 * v);
-  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
-    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
-    const double *x = xt + R * xs;
-    for (r = 0; r < rows; r++, x += xs)
-      for (v = 0; v < 4; v++) a[v] = a[v] + *(const mg_v8 *)(x + 8 * v) * g[r];
-  }
-  for (v = 0; v < 4; v++) *(mg_v8 *)(s + 8 * v) = a[v];
-}
-
 static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const double *G,
                          double *S, long ld) {
   const int blocks = L - L % 8;
@@ -346,13 +326,17 @@ static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const 
   for (m = 0; m < M; m += nb) {
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
     j = 0;
-    if (nb == 1 && n <= MG_CHUNK)  /* over more rows, W2's fast sum took 3% longer so */
+    /* one row of sums: 4 vectors side by side, where one would wait for each addition
+     * before the next (W2's last layer, one output, and its first, two inputs: its default
+     * step 2% faster). Over a chunk only: over all rows (the threaded sum) memory is what
+     * they wait for, and W2's fast sum took 3% longer so */
+    if (nb == 1 && n <= MG_CHUNK)
       for (; j + 32 <= blocks; j += 32)
-        mg_outer_all_wide(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j);
+        mg_outer_all_1x4(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
     for (; j < blocks; j += 8) {
-      if (nb == 16) mg_outer_all_v16(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
-      else if (nb == 4) mg_outer_all_v4(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
-      else mg_outer_all_v1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      if (nb == 16) mg_outer_all_16x1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      else if (nb == 4) mg_outer_all_4x1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      else mg_outer_all_1x1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
     }
     for (k = m; k < m + nb; k++)
       for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
@@ -386,25 +370,31 @@ static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const 
 
 '''
 
+# (rows of sums, vectors of 8 sums side by side); 1 x 4 for a group of fewer than 4 rows
+OUTER_TILES = ((16, 1), (4, 1), (1, 1), (1, 4))
 OUTER_ALL_TILE = r'''
-/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < %(nb)d (of G's rows from g on). Each g is used
- * by one multiplication, which reads it from memory itself (an embedded broadcast), as
- * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
-static void mg_outer_all_v%(nb)d(long n, int M, const double *xt, long xs, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[%(nb)d];
+/* mg_outer_all's sums s[k*ld + 8*v .. k*ld + 8*v+7] for k < %(nb)d (of G's rows from g on)
+ * and v < %(nc)d. Each g is used by one multiplication per vector of sums, which reads it from
+ * memory itself (an embedded broadcast), as mg_dense's weights: W2's weight gradients ran at
+ * 48 GFLOP/s, not 38. */
+static void mg_outer_all_%(nb)dx%(nc)d(long n, int M, const double *xt, long xs,
+                                   const double *g, double *s, long ld) {
+  mg_v8 a[%(nb)d][%(nc)d];
   long r, R;
-  int k;
-  for (k = 0; k < %(nb)d; k++) a[k] = *(const mg_v8 *)(s + k * ld);
+  int k, v;
+  for (k = 0; k < %(nb)d; k++)
+    for (v = 0; v < %(nc)d; v++) a[k][v] = *(const mg_v8 *)(s + k * ld + 8 * v);
   for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
     const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
     const double *x = xt + R * xs;
-    for (r = 0; r < rows; r++, x += xs) {
-      const mg_v8 v = *(const mg_v8 *)x;
-      for (k = 0; k < %(nb)d; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
-    }
+    for (r = 0; r < rows; r++, x += xs)
+      for (v = 0; v < %(nc)d; v++) {
+        const mg_v8 xv = *(const mg_v8 *)(x + 8 * v);
+        for (k = 0; k < %(nb)d; k++) a[k][v] = a[k][v] + xv * g[k * MG_CHUNK + r];
+      }
   }
-  for (k = 0; k < %(nb)d; k++) *(mg_v8 *)(s + k * ld) = a[k];
+  for (k = 0; k < %(nb)d; k++)
+    for (v = 0; v < %(nc)d; v++) *(mg_v8 *)(s + k * ld + 8 * v) = a[k][v];
 }
 '''
 
@@ -1161,8 +1151,10 @@ def _metadata(loops, name, n_slots):
 
 
 def _with_tiles(kernel, tile, sizes):
-    """`kernel` with its vector tiles in place: the `tile` template for each size."""
-    return kernel.replace('%(vector_tiles)s', ''.join(tile % {'nb': nb} for nb in sizes))
+    """`kernel` with its vector tiles in place: the `tile` template for each size, (rows or
+    outputs, vectors side by side)."""
+    return kernel.replace('%(vector_tiles)s',
+                          ''.join(tile % {'nb': nb, 'nc': nc} for nb, nc in sizes))
 
 
 # A table as _table (and the Map tables' parameters) write it: one definition, no } inside.
@@ -1239,10 +1231,10 @@ def _kernels(loops, threads):
         any(isinstance(s, Dense) for s in loops.body)
     kernels = [(SUM_ROWS, True)]
     if any(isinstance(s, (Dense, Conv)) for s in loops.body):
-        kernels.append((_with_tiles(DENSE, DENSE_VECTOR_TILE, (16, 4)).replace(
+        kernels.append((_with_tiles(DENSE, DENSE_VECTOR_TILE, ((16, 1), (4, 1))).replace(
             '%(dense_once)s', DENSE_ONCE if once else ''), once))
     if loops.outers:
-        kernels.append((_with_tiles(OUTER_ALL, OUTER_ALL_TILE, (16, 4, 1)) + OUTER, once))
+        kernels.append((_with_tiles(OUTER_ALL, OUTER_ALL_TILE, OUTER_TILES) + OUTER, once))
     if any(isinstance(s, Conv) for s in loops.body):
         kernels.append((CONV, False))
     if any(isinstance(s, Corr) for s in loops.body):

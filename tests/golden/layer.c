@@ -233,84 +233,100 @@ static MG_ONCE void mg_dense_once(double (*w)[MG_CHUNK], int out, int M, int L,
  * transposed, at xt + R*xs. */
 #ifdef MG_VECTORS
 
-/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < 16 (of G's rows from g on). Each g is used
- * by one multiplication, which reads it from memory itself (an embedded broadcast), as
- * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
-static void mg_outer_all_v16(long n, int M, const double *xt, long xs, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[16];
+/* mg_outer_all's sums s[k*ld + 8*v .. k*ld + 8*v+7] for k < 16 (of G's rows from g on)
+ * and v < 1. Each g is used by one multiplication per vector of sums, which reads it from
+ * memory itself (an embedded broadcast), as mg_dense's weights: W2's weight gradients ran at
+ * 48 GFLOP/s, not 38. */
+static void mg_outer_all_16x1(long n, int M, const double *xt, long xs,
+                                   const double *g, double *s, long ld) {
+  mg_v8 a[16][1];
   long r, R;
-  int k;
-  for (k = 0; k < 16; k++) a[k] = *(const mg_v8 *)(s + k * ld);
-  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
-    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
-    const double *x = xt + R * xs;
-    for (r = 0; r < rows; r++, x += xs) {
-      const mg_v8 v = *(const mg_v8 *)x;
-      for (k = 0; k < 16; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
-    }
-  }
-  for (k = 0; k < 16; k++) *(mg_v8 *)(s + k * ld) = a[k];
-}
-
-/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < 4 (of G's rows from g on). Each g is used
- * by one multiplication, which reads it from memory itself (an embedded broadcast), as
- * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
-static void mg_outer_all_v4(long n, int M, const double *xt, long xs, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[4];
-  long r, R;
-  int k;
-  for (k = 0; k < 4; k++) a[k] = *(const mg_v8 *)(s + k * ld);
-  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
-    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
-    const double *x = xt + R * xs;
-    for (r = 0; r < rows; r++, x += xs) {
-      const mg_v8 v = *(const mg_v8 *)x;
-      for (k = 0; k < 4; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
-    }
-  }
-  for (k = 0; k < 4; k++) *(mg_v8 *)(s + k * ld) = a[k];
-}
-
-/* mg_outer_all's sums s[k*ld .. k*ld+7] for k < 1 (of G's rows from g on). Each g is used
- * by one multiplication, which reads it from memory itself (an embedded broadcast), as
- * mg_dense's weights: W2's weight gradients ran at 48 GFLOP/s, not 38. */
-static void mg_outer_all_v1(long n, int M, const double *xt, long xs, const double *g,
-                                 double *s, long ld) {
-  mg_v8 a[1];
-  long r, R;
-  int k;
-  for (k = 0; k < 1; k++) a[k] = *(const mg_v8 *)(s + k * ld);
-  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
-    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
-    const double *x = xt + R * xs;
-    for (r = 0; r < rows; r++, x += xs) {
-      const mg_v8 v = *(const mg_v8 *)x;
-      for (k = 0; k < 1; k++) a[k] = a[k] + v * g[k * MG_CHUNK + r];
-    }
-  }
-  for (k = 0; k < 1; k++) *(mg_v8 *)(s + k * ld) = a[k];
-}
-
-/* mg_outer_all's sums s[0 .. 31] for one row of G (from g on): 4 vectors of sums side by
- * side, where a tile of one vector would wait for each addition before the next (W2's last
- * layer, one output, and its first, two inputs: W2's default step 2% faster). Over a chunk;
- * the threaded sum's calls over all rows are slower with it (memory, not the additions, is
- * what they wait for there), so they keep the tiles of one vector. */
-static void mg_outer_all_wide(long n, int M, const double *xt, long xs, const double *g,
-                              double *s) {
-  mg_v8 a[4];
-  long r, R;
-  int v;
-  for (v = 0; v < 4; v++) a[v] = *(const mg_v8 *)(s + 8 * v);
+  int k, v;
+  for (k = 0; k < 16; k++)
+    for (v = 0; v < 1; v++) a[k][v] = *(const mg_v8 *)(s + k * ld + 8 * v);
   for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
     const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
     const double *x = xt + R * xs;
     for (r = 0; r < rows; r++, x += xs)
-      for (v = 0; v < 4; v++) a[v] = a[v] + *(const mg_v8 *)(x + 8 * v) * g[r];
+      for (v = 0; v < 1; v++) {
+        const mg_v8 xv = *(const mg_v8 *)(x + 8 * v);
+        for (k = 0; k < 16; k++) a[k][v] = a[k][v] + xv * g[k * MG_CHUNK + r];
+      }
   }
-  for (v = 0; v < 4; v++) *(mg_v8 *)(s + 8 * v) = a[v];
+  for (k = 0; k < 16; k++)
+    for (v = 0; v < 1; v++) *(mg_v8 *)(s + k * ld + 8 * v) = a[k][v];
+}
+
+/* mg_outer_all's sums s[k*ld + 8*v .. k*ld + 8*v+7] for k < 4 (of G's rows from g on)
+ * and v < 1. Each g is used by one multiplication per vector of sums, which reads it from
+ * memory itself (an embedded broadcast), as mg_dense's weights: W2's weight gradients ran at
+ * 48 GFLOP/s, not 38. */
+static void mg_outer_all_4x1(long n, int M, const double *xt, long xs,
+                                   const double *g, double *s, long ld) {
+  mg_v8 a[4][1];
+  long r, R;
+  int k, v;
+  for (k = 0; k < 4; k++)
+    for (v = 0; v < 1; v++) a[k][v] = *(const mg_v8 *)(s + k * ld + 8 * v);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs)
+      for (v = 0; v < 1; v++) {
+        const mg_v8 xv = *(const mg_v8 *)(x + 8 * v);
+        for (k = 0; k < 4; k++) a[k][v] = a[k][v] + xv * g[k * MG_CHUNK + r];
+      }
+  }
+  for (k = 0; k < 4; k++)
+    for (v = 0; v < 1; v++) *(mg_v8 *)(s + k * ld + 8 * v) = a[k][v];
+}
+
+/* mg_outer_all's sums s[k*ld + 8*v .. k*ld + 8*v+7] for k < 1 (of G's rows from g on)
+ * and v < 1. Each g is used by one multiplication per vector of sums, which reads it from
+ * memory itself (an embedded broadcast), as mg_dense's weights: W2's weight gradients ran at
+ * 48 GFLOP/s, not 38. */
+static void mg_outer_all_1x1(long n, int M, const double *xt, long xs,
+                                   const double *g, double *s, long ld) {
+  mg_v8 a[1][1];
+  long r, R;
+  int k, v;
+  for (k = 0; k < 1; k++)
+    for (v = 0; v < 1; v++) a[k][v] = *(const mg_v8 *)(s + k * ld + 8 * v);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs)
+      for (v = 0; v < 1; v++) {
+        const mg_v8 xv = *(const mg_v8 *)(x + 8 * v);
+        for (k = 0; k < 1; k++) a[k][v] = a[k][v] + xv * g[k * MG_CHUNK + r];
+      }
+  }
+  for (k = 0; k < 1; k++)
+    for (v = 0; v < 1; v++) *(mg_v8 *)(s + k * ld + 8 * v) = a[k][v];
+}
+
+/* mg_outer_all's sums s[k*ld + 8*v .. k*ld + 8*v+7] for k < 1 (of G's rows from g on)
+ * and v < 4. Each g is used by one multiplication per vector of sums, which reads it from
+ * memory itself (an embedded broadcast), as mg_dense's weights: W2's weight gradients ran at
+ * 48 GFLOP/s, not 38. */
+static void mg_outer_all_1x4(long n, int M, const double *xt, long xs,
+                                   const double *g, double *s, long ld) {
+  mg_v8 a[1][4];
+  long r, R;
+  int k, v;
+  for (k = 0; k < 1; k++)
+    for (v = 0; v < 4; v++) a[k][v] = *(const mg_v8 *)(s + k * ld + 8 * v);
+  for (R = 0; R < n; R += MG_CHUNK, g += (long)M * MG_CHUNK) {
+    const long rows = n - R < MG_CHUNK ? n - R : MG_CHUNK;
+    const double *x = xt + R * xs;
+    for (r = 0; r < rows; r++, x += xs)
+      for (v = 0; v < 4; v++) {
+        const mg_v8 xv = *(const mg_v8 *)(x + 8 * v);
+        for (k = 0; k < 1; k++) a[k][v] = a[k][v] + xv * g[k * MG_CHUNK + r];
+      }
+  }
+  for (k = 0; k < 1; k++)
+    for (v = 0; v < 4; v++) *(mg_v8 *)(s + k * ld + 8 * v) = a[k][v];
 }
 
 static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const double *G,
@@ -321,13 +337,17 @@ static void mg_outer_all(long n, int M, int L, const double *xt, long xs, const 
   for (m = 0; m < M; m += nb) {
     nb = M - m >= 16 ? 16 : M - m >= 4 ? 4 : 1;
     j = 0;
-    if (nb == 1 && n <= MG_CHUNK)  /* over more rows, W2's fast sum took 3% longer so */
+    /* one row of sums: 4 vectors side by side, where one would wait for each addition
+     * before the next (W2's last layer, one output, and its first, two inputs: its default
+     * step 2% faster). Over a chunk only: over all rows (the threaded sum) memory is what
+     * they wait for, and W2's fast sum took 3% longer so */
+    if (nb == 1 && n <= MG_CHUNK)
       for (; j + 32 <= blocks; j += 32)
-        mg_outer_all_wide(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j);
+        mg_outer_all_1x4(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
     for (; j < blocks; j += 8) {
-      if (nb == 16) mg_outer_all_v16(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
-      else if (nb == 4) mg_outer_all_v4(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
-      else mg_outer_all_v1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      if (nb == 16) mg_outer_all_16x1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      else if (nb == 4) mg_outer_all_4x1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
+      else mg_outer_all_1x1(n, M, xt + j, xs, G + m * MG_CHUNK, S + m * ld + j, ld);
     }
     for (k = m; k < m + nb; k++)
       for (j = blocks; j < L; j++) {  /* the last few sums, one at a time */
