@@ -235,7 +235,7 @@ def _is_plus_zero(atom):
     return isinstance(atom, float) and atom == 0.0 and str(atom) == '0.0'
 
 
-def _outer_over(dense, plus_zero, program, candidates, taken, biases=None):
+def _outer_over(dense, plus_zero, program, candidates, taken, biases):
     """The Outer group of the candidates over `dense`'s vector, if they form one; with the
     biases' gradients, 0.0 + g[m] = 0.0 + 1.0 * g[m], as the sums of one more input, of 1.0,
     where they sit right after their neurons' weights (as lift.py does, see _bias_in_line)."""
